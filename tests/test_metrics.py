@@ -1,0 +1,147 @@
+"""Metrics on cases computed by hand, including the limits."""
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from workbench.metrics import (EarlyStopping, RankingReport, auc, bootstrap_ci, dot_scores, evaluate_ranking, gauc,
+                               paired_test)
+
+
+def csr(rows, n_users=2, n_items=5):
+    r = [u for u, items in rows.items() for _ in items]
+    c = [i for items in rows.values() for i in items]
+    return sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n_users, n_items))
+
+
+SCORES = torch.tensor([[0.9, 0.8, 0.7, 0.6, 0.5], [0.0, 0.0, 0.0, 1.0, 2.0]])
+
+
+def table_scores(users):
+    return SCORES[users]
+
+
+def test_hand_computed_case():
+    # user 0: item 0 masked (train), ranking 1,2,3,4; relevant {1, 3}. user 1: relevant {4}, ranked first.
+    rep = evaluate_ranking(table_scores, csr({0: [1, 3], 1: [4]}), exclude=csr({0: [0]}), ks=(2, 4))
+    u0 = {k: v[0] for k, v in rep.per_user.items()}
+    idcg2 = 1 + 1 / math.log2(3)
+    assert u0["recall@2"] == pytest.approx(0.5)
+    assert u0["precision@2"] == pytest.approx(0.5)
+    assert u0["hr@2"] == 1.0
+    assert u0["ndcg@2"] == pytest.approx(1 / idcg2)
+    assert u0["map@2"] == pytest.approx(0.5)
+    assert u0["recall@4"] == pytest.approx(1.0)
+    assert u0["precision@4"] == pytest.approx(0.5)
+    assert u0["ndcg@4"] == pytest.approx((1 + 1 / math.log2(4)) / idcg2)
+    assert u0["map@4"] == pytest.approx((1 + 2 / 3) / 2)
+    assert rep["ndcg@2"] == pytest.approx((1 / idcg2 + 1.0) / 2)  # mean over the two users
+    np.testing.assert_array_equal(rep.users, [0, 1])
+
+
+def test_limits_perfect_and_worst():
+    gt = csr({0: [0, 1], 1: [4]})
+    perfect = evaluate_ranking(table_scores, gt, ks=(1, 2, 5))
+    assert perfect["ndcg@2"] == pytest.approx(1.0) and perfect["recall@2"] == pytest.approx(1.0)
+    assert perfect["map@2"] == pytest.approx(1.0)
+    worst = evaluate_ranking(lambda u: -table_scores(u), gt, ks=(2,))
+    assert worst["ndcg@2"] == 0.0 and worst["recall@2"] == 0.0 and worst["hr@2"] == 0.0
+    # with K = n_items every relevant item is found
+    assert evaluate_ranking(lambda u: -table_scores(u), gt, ks=(5,))["recall@5"] == pytest.approx(1.0)
+
+
+def test_masking_and_unevaluated_users():
+    gt = csr({0: [2]})  # user 1 has no ground truth: not evaluated
+    no_mask = evaluate_ranking(table_scores, gt, ks=(1,))
+    masked = evaluate_ranking(table_scores, gt, exclude=csr({0: [0, 1]}), ks=(1,))
+    assert no_mask["hr@1"] == 0.0 and masked["hr@1"] == 1.0
+    np.testing.assert_array_equal(masked.users, [0])
+
+
+def test_strata_restrict_ground_truth_not_ranking():
+    strata = {"cold": np.array([0, 0, 0, 1, 0], bool), "warm": np.array([1, 1, 1, 0, 1], bool)}
+    rep = evaluate_ranking(table_scores, csr({0: [1, 3], 1: [4]}), exclude=csr({0: [0]}), ks=(2, 4), strata=strata)
+    cold = rep.strata["cold"]
+    np.testing.assert_array_equal(cold.users, [0])  # only user 0 has a cold test item
+    assert cold["recall@2"] == 0.0  # item 3 is ranked third overall
+    assert cold["recall@4"] == 1.0 and cold["ndcg@4"] == pytest.approx(1 / math.log2(4))
+    warm = rep.strata["warm"]
+    assert warm["recall@2"] == pytest.approx(1.0)
+    assert set(rep.to_frame().index) == {"overall", "cold", "warm"}
+
+
+def test_batching_and_dot_scorer_agree():
+    rng = np.random.default_rng(0)
+    U, V = torch.randn(50, 8), torch.randn(30, 8)
+    gt = sp.random(50, 30, density=0.1, random_state=1, format="csr")
+    gt.data[:] = 1
+    ex = sp.random(50, 30, density=0.2, random_state=2, format="csr")
+    ex = ex - ex.multiply(gt)
+    ex.eliminate_zeros()
+    ex.data[:] = 1
+    a = evaluate_ranking(dot_scores(U, V), gt, exclude=ex, batch_size=7)
+    b = evaluate_ranking(lambda u: U[u] @ V.T, gt, exclude=ex, batch_size=1000)
+    for k in a.metrics:
+        assert a[k] == pytest.approx(b[k])
+    assert rng is not None
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown metric"):
+        evaluate_ranking(table_scores, csr({0: [1]}), metrics=("auc",))
+    with pytest.raises(ValueError, match="ground truth is empty"):
+        evaluate_ranking(table_scores, csr({}), ks=(2,))
+    with pytest.raises(ValueError, match="cut-offs"):
+        evaluate_ranking(table_scores, csr({0: [1]}), ks=(6,))
+    with pytest.raises(ValueError, match="expected"):
+        evaluate_ranking(lambda u: SCORES[u][:, :3], csr({0: [1]}), ks=(2,))
+
+
+def test_auc_and_gauc_by_hand():
+    assert auc([1, 0, 1, 0], [0.9, 0.8, 0.3, 0.1]) == pytest.approx(0.75)
+    assert auc([1, 0, 1, 0], [0.5] * 4) == pytest.approx(0.5)
+    assert auc([1, 1, 0], [3, 2, 1]) == 1.0
+    users = ["a", "a", "b", "b", "b", "c"]
+    labels = [1, 0, 1, 0, 0, 1]
+    scores = [0.9, 0.1, 0.2, 0.5, 0.1, 0.3]
+    assert gauc(users, labels, scores) == pytest.approx((2 * 1.0 + 3 * 0.5) / 5)
+    with pytest.raises(ValueError, match="both classes"):
+        auc([1, 1], [0.1, 0.2])
+
+
+def _report(values):
+    values = np.asarray(values, float)
+    return RankingReport({"recall@20": values.mean()}, {"recall@20": values}, np.arange(len(values)))
+
+
+def test_paired_test_and_bootstrap():
+    rng = np.random.default_rng(0)
+    base = rng.random(400)
+    same = paired_test(_report(base), _report(base), "recall@20")
+    assert same["diff"] == 0 and same["t_pvalue"] == 1.0
+    better = paired_test(_report(base + 0.1 + rng.normal(0, 0.01, 400)), _report(base), "recall@20")
+    assert better["diff"] == pytest.approx(0.1, abs=0.01)
+    assert better["t_pvalue"] < 1e-6 and better["ci_low"] > 0.05
+    lo, hi = bootstrap_ci(np.full(10, 3.0))
+    assert lo == hi == 3.0
+    lo, hi = bootstrap_ci(rng.normal(0, 1, 2000), seed=1)
+    assert lo < 0 < hi and hi - lo < 0.2
+
+
+def test_early_stopping_selects_on_validation_only():
+    stopper = EarlyStopping("recall@20", patience=3)
+    seen = []
+    for epoch, value in enumerate([0.1, 0.3, 0.2, 0.25, 0.29, 0.5]):
+        if stopper.step(epoch, {"recall@20": value}):
+            stopper.record_test({"recall@20": 1 - value})
+        seen.append(epoch)
+        if stopper.should_stop:
+            break
+    assert seen == [0, 1, 2, 3, 4] and stopper.best_epoch == 1
+    assert stopper.best_test == {"recall@20": pytest.approx(0.7)}
+    with pytest.raises(RuntimeError):
+        stopper.record_test({"recall@20": 0.0})
+    with pytest.raises(FloatingPointError, match="diverged"):
+        EarlyStopping().step(0, {"recall@20": float("nan")})

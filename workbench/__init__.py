@@ -1,0 +1,20 @@
+"""Semantic-ID Workbench: multimodal semantic-ID recommenders (MoToRec, CEMG, MMQ) for teaching and analysis.
+
+This module only re-exports the public names that notebooks use; each lives in the module named after its
+concept (see README.md for the map).
+"""
+from .config import PROFILES, configure, get_profile
+from .dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
+from .loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
+from .metrics import (DotScorer, EarlyStopping, RankingReport, auc, bootstrap_ci, dot_scores, evaluate_ranking,
+                      evaluate_split, gauc, paired_test)
+from .paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
+from .plots import (plot_degree_distribution, plot_embedding_map, plot_item_grid, plot_stratum_metrics,
+                    project_2d)
+from .recommender import PopularityRecommender, RandomRecommender, Recommendation, Recommender
+from .runtime import get_device, seed_everything
+from .splits import leave_one_out, random_split, temporal_split
+from .strata import cold_mask, degree_strata, popularity_quartiles
+from .synthetic import CatalogueConfig, catalogue_config, load_synthetic, make_catalogue
+
+__version__ = "0.1.0"

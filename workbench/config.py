@@ -1,0 +1,61 @@
+"""Profiles and configuration helpers.
+
+The profile switch is read in exactly one place, :func:`get_profile`. Profiles change sizes (items, users,
+epochs), never code paths. Configs are frozen dataclasses; :func:`configure` varies them and rejects
+unknown options with an error that lists the valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, TypeVar
+
+PROFILE_ENV = "WORKBENCH_PROFILE"
+PROFILES = ("smoke", "default", "paper")
+DEFAULT_PROFILE = "default"
+
+T = TypeVar("T")
+
+
+def get_profile(profile: str | None = None) -> str:
+    """Return the active profile: ``profile`` if given, else ``$WORKBENCH_PROFILE``, else ``"default"``.
+
+    >>> get_profile("smoke")
+    'smoke'
+    """
+    name = profile if profile is not None else os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
+    name = name.strip().lower()
+    if name not in PROFILES:
+        source = "argument" if profile is not None else f"environment variable {PROFILE_ENV}"
+        raise ValueError(f"unknown profile {name!r} (from {source}); expected one of {', '.join(PROFILES)}")
+    return name
+
+
+def configure(config: T, **changes: Any) -> T:
+    """Return a copy of the frozen dataclass ``config`` with ``changes`` applied.
+
+    Unlike a bare :func:`dataclasses.replace`, an unknown option raises a ``ValueError`` naming the option,
+    the config class and the valid options.
+
+    >>> from workbench.synthetic import CatalogueConfig
+    >>> configure(CatalogueConfig(), n_users=50).n_users
+    50
+    """
+    check_options(type(config), changes)
+    return dataclasses.replace(config, **changes)
+
+
+def check_options(cls: type, options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` if ``options`` holds a key that is not a field of dataclass ``cls``."""
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for {cls.__name__}; "
+            f"valid options: {', '.join(sorted(valid))}"
+        )
+
+
+def preset(presets: dict[str, T], profile: str | None = None, **changes: Any) -> T:
+    """Pick the preset for the active profile from ``presets`` and apply ``changes``."""
+    return configure(presets[get_profile(profile)], **changes)

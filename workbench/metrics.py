@@ -1,0 +1,352 @@
+"""Evaluation: full-ranking top-K metrics (overall and per item stratum), AUC/GAUC, paired significance tests,
+bootstrap confidence intervals, and validation-only model selection.
+
+Full-ranking protocol (MMRec, as MoToRec uses it): every item is ranked for every user who has at least one
+ground-truth item; the user's *training* positives are masked out (score -inf). Validation positives are
+**not** masked at test time by default (MMRec's choice: they stay in the ranking and count as misses);
+pass ``exclude=train + valid`` to mask them as RecBole does. Recall divides hits by the user's number of
+ground-truth items (MMRec), NDCG uses binary gains with the ideal DCG of ``min(n_pos, K)`` hits, MAP@K divides
+by ``min(n_pos, K)``. With one ground-truth item per user (leave-one-out) Recall@K equals HR@K.
+
+Stratum metrics (cold-start analysis) keep the full ranking over all items but restrict the ground truth to the
+stratum's items; users without a ground-truth item in the stratum are not evaluated for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.stats
+import torch
+
+from .dataset import TRAIN, VALID, RecDataset, split_code
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+METRICS = ("recall", "ndcg", "precision", "hr", "map")
+
+
+@dataclass
+class RankingReport:
+    """Result of a full-ranking evaluation.
+
+    Attributes:
+        metrics: ``"recall@20" -> mean`` over evaluated users.
+        per_user: ``"recall@20" -> (n_users_evaluated,)`` values, aligned with ``users``.
+        users: ids of the evaluated users ``(n_users_evaluated,)``.
+        strata: stratum name -> report restricted to that stratum's ground-truth items.
+    """
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    users: np.ndarray
+    strata: dict[str, "RankingReport"] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> float:
+        return self.metrics[key]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Rows: ``overall`` and each stratum; columns: metrics plus ``users`` evaluated."""
+        rows = {"overall": {**self.metrics, "users": len(self.users)}}
+        for name, rep in self.strata.items():
+            rows[name] = {**rep.metrics, "users": len(rep.users)}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+
+class DotScorer:
+    """Score function ``u -> user_emb[u] @ item_emb.T`` for ``(n_users, D)`` and ``(n_items, D)`` tensors.
+
+    Besides being callable it offers ``score_into(users, out)``, which writes into a reused buffer: on a CPU,
+    allocating a fresh ``(B, n_items)`` tensor per batch costs as much as the product itself.
+    """
+
+    def __init__(self, user_emb: torch.Tensor, item_emb: torch.Tensor):
+        if user_emb.shape[1] != item_emb.shape[1]:
+            raise ValueError(f"embedding sizes differ: users {tuple(user_emb.shape)}, items {tuple(item_emb.shape)}")
+        self.user_emb = user_emb
+        self.item_emb_t = item_emb.T.contiguous()  # (D, n_items)
+
+    def __call__(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user_emb[users] @ self.item_emb_t
+
+    def score_into(self, users: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return torch.mm(self.user_emb[users], self.item_emb_t, out=out)
+
+
+def dot_scores(user_emb: torch.Tensor, item_emb: torch.Tensor) -> DotScorer:
+    """Score function for dot-product models (see :class:`DotScorer`)."""
+    return DotScorer(user_emb, item_emb)
+
+
+def _rows_to_index(mat: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row-in-batch, column) pairs of the nonzeros of ``mat[users]``."""
+    sub = mat[users]
+    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
+    return rows, sub.indices
+
+
+def _membership(top: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n_items: int) -> torch.Tensor:
+    """``hits[b, j]`` = whether ``top[b, j]`` is among the pairs ``(rows, cols)``; no dense (B, n_items) matrix."""
+    keys = torch.sort(rows * n_items + cols).values
+    query = torch.arange(len(top), device=top.device)[:, None] * n_items + top
+    pos = torch.searchsorted(keys, query).clamp(max=max(len(keys) - 1, 0))
+    return keys[pos] == query if len(keys) else torch.zeros_like(top, dtype=torch.bool)
+
+
+def _ideal_dcg(max_k: int, device: torch.device) -> torch.Tensor:
+    """``idcg[n] = sum_{i<n} 1/log2(i+2)`` for ``n = 0..max_k``."""
+    disc = 1.0 / torch.log2(torch.arange(2, max_k + 2, device=device, dtype=torch.float64))
+    return torch.cat([torch.zeros(1, device=device, dtype=torch.float64), disc.cumsum(0)])
+
+
+def _batch_metrics(hits: torch.Tensor, n_pos: torch.Tensor, ks: Sequence[int], names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Per-user metrics from ``hits`` ``(B, maxK)`` (1 where the ranked item is relevant) and ``n_pos`` ``(B,)``."""
+    hits = hits.double()
+    n_pos = n_pos.double()
+    max_k = hits.shape[1]
+    ranks = torch.arange(1, max_k + 1, device=hits.device, dtype=torch.float64)
+    disc = 1.0 / torch.log2(ranks + 1)
+    idcg = _ideal_dcg(max_k, hits.device)
+    cum_hits = hits.cumsum(1)
+    out = {}
+    for k in ks:
+        h = cum_hits[:, k - 1]
+        denom_k = torch.clamp(n_pos, max=k)
+        if "recall" in names:
+            out[f"recall@{k}"] = h / n_pos
+        if "precision" in names:
+            out[f"precision@{k}"] = h / k
+        if "hr" in names:
+            out[f"hr@{k}"] = (h > 0).double()
+        if "ndcg" in names:
+            dcg = (hits[:, :k] * disc[:k]).sum(1)
+            out[f"ndcg@{k}"] = dcg / idcg[denom_k.long()]
+        if "map" in names:
+            prec_at_i = cum_hits[:, :k] / ranks[:k]
+            out[f"map@{k}"] = (prec_at_i * hits[:, :k]).sum(1) / denom_k
+    return out
+
+
+def evaluate_ranking(
+    score_fn: ScoreFn,
+    ground_truth: sp.csr_matrix,
+    exclude: sp.csr_matrix | None = None,
+    ks: Sequence[int] = (10, 20),
+    metrics: Sequence[str] = METRICS,
+    strata: dict[str, np.ndarray] | None = None,
+    batch_size: int = 4096,
+    device: torch.device | str | None = None,
+) -> RankingReport:
+    """Full-ranking top-K evaluation, batched over users, vectorized on CPU or GPU.
+
+    Args:
+        score_fn: ``user_ids (B,) long tensor on device -> scores (B, n_items)``.
+        ground_truth: ``(n_users, n_items)`` CSR of relevant items (e.g. the test split).
+        exclude: ``(n_users, n_items)`` CSR of items to mask (e.g. training positives), or ``None``.
+        ks: cut-offs; metrics: subset of ``recall, ndcg, precision, hr, map``.
+        strata: name -> boolean item mask ``(n_items,)``; adds one restricted report per stratum.
+        batch_size: users per batch; device: where scoring and ranking run (default: CPU).
+    """
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; expected a subset of {METRICS}")
+    ks = sorted(set(int(k) for k in ks))
+    n_users, n_items = ground_truth.shape
+    if ks[0] < 1 or ks[-1] > n_items:
+        raise ValueError(f"cut-offs must be in [1, n_items={n_items}], got {ks}")
+    if exclude is not None and exclude.shape != ground_truth.shape:
+        raise ValueError(f"exclude has shape {exclude.shape}, ground_truth {ground_truth.shape}")
+    gt = sp.csr_matrix(ground_truth)
+    users = np.flatnonzero(np.diff(gt.indptr) > 0)
+    if len(users) == 0:
+        raise ValueError("ground truth is empty: no user has a relevant item to evaluate")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    strata = strata or {}
+    masks = {name: torch.as_tensor(np.asarray(m, dtype=bool), device=dev) for name, m in strata.items()}
+    for name, m in masks.items():
+        if m.shape != (n_items,):
+            raise ValueError(f"stratum {name!r} mask has shape {tuple(m.shape)}, expected ({n_items},)")
+    max_k = ks[-1]
+    collected: dict[str | None, list[dict[str, np.ndarray]]] = {None: [], **{s: [] for s in masks}}
+    kept_users: dict[str | None, list[np.ndarray]] = {None: [], **{s: [] for s in masks}}
+    buffer = torch.empty(min(batch_size, len(users)), n_items, device=dev) if hasattr(score_fn, "score_into") else None
+    with torch.no_grad():
+        for start in range(0, len(users), batch_size):
+            batch = users[start:start + batch_size]
+            batch_t = torch.as_tensor(batch, device=dev)
+            if buffer is not None:
+                scores = score_fn.score_into(batch_t, buffer[:len(batch)])
+            else:
+                scores = score_fn(batch_t)
+                if scores.shape != (len(batch), n_items):
+                    raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
+                scores = scores.float().clone() if exclude is not None else scores.float()
+            if exclude is not None:
+                r, c = _rows_to_index(exclude, batch)
+                scores[torch.as_tensor(r, device=dev), torch.as_tensor(c, device=dev)] = -torch.inf
+            top = scores.topk(max_k, dim=1).indices  # (B, maxK), best first
+            r, c = (torch.as_tensor(a, device=dev) for a in _rows_to_index(gt, batch))
+            hits = _membership(top, r, c, n_items)  # (B, maxK) bool
+            n_pos_all = torch.bincount(r, minlength=len(batch))
+            for name in collected:
+                if name is None:
+                    h, n_pos, keep = hits, n_pos_all, None
+                else:
+                    m = masks[name]
+                    n_pos = torch.bincount(r[m[c]], minlength=len(batch))
+                    keep = n_pos > 0
+                    h, n_pos = (hits & m[top])[keep], n_pos[keep]
+                if len(n_pos) == 0:
+                    continue
+                vals = _batch_metrics(h, n_pos, ks, metrics)
+                collected[name].append({k: v.cpu().numpy() for k, v in vals.items()})
+                kept_users[name].append(batch if keep is None else batch[keep.cpu().numpy()])
+    reports = {name: _assemble(collected[name], kept_users[name]) for name in collected}
+    overall = reports.pop(None)
+    overall.strata = {name: rep for name, rep in reports.items() if rep is not None}
+    return overall
+
+
+def _assemble(parts: list[dict[str, np.ndarray]], users: list[np.ndarray]) -> RankingReport | None:
+    if not parts:
+        return None
+    per_user = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return RankingReport(
+        metrics={k: float(v.mean()) for k, v in per_user.items()},
+        per_user=per_user,
+        users=np.concatenate(users),
+    )
+
+
+def evaluate_split(
+    dataset: RecDataset,
+    score_fn: ScoreFn,
+    split: int | str = "test",
+    mask_valid: bool = False,
+    **kwargs,
+) -> RankingReport:
+    """:func:`evaluate_ranking` on one split of ``dataset``: training positives masked (and validation
+    positives too when ``mask_valid`` and ``split`` is test). ``kwargs`` go to :func:`evaluate_ranking`."""
+    code = split_code(split)
+    exclude = dataset.matrix(TRAIN)
+    if mask_valid and code != VALID:
+        exclude = exclude + dataset.matrix(VALID)
+        exclude.data[:] = 1.0
+    return evaluate_ranking(score_fn, dataset.matrix(code), exclude=exclude, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- AUC / GAUC
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count one half). ``labels``: 0/1 ``(n,)``."""
+    labels = np.asarray(labels).astype(bool)
+    n1 = labels.sum()
+    n0 = len(labels) - n1
+    if n1 == 0 or n0 == 0:
+        raise ValueError(f"AUC needs both classes; got {n1} positives and {n0} negatives")
+    ranks = scipy.stats.rankdata(scores)
+    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Group AUC: per-user AUC weighted by the user's number of samples, over users with both classes
+    (the convention of DIN and of MMQ's CTR evaluation)."""
+    df = pd.DataFrame({"u": np.asarray(users), "y": np.asarray(labels).astype(bool), "s": np.asarray(scores)})
+    df["r"] = df.groupby("u")["s"].rank(method="average")  # ranks within each user, ties averaged
+    df["r_pos"] = np.where(df["y"], df["r"], 0.0)
+    g = df.groupby("u").agg(n=("y", "size"), n1=("y", "sum"), r1=("r_pos", "sum"))
+    g["n0"] = g["n"] - g["n1"]
+    g = g[(g["n1"] > 0) & (g["n0"] > 0)]
+    if g.empty:
+        raise ValueError("GAUC needs at least one user with both positive and negative samples")
+    per_user = (g["r1"] - g["n1"] * (g["n1"] + 1) / 2) / (g["n1"] * g["n0"])
+    return float((per_user * g["n"]).sum() / g["n"].sum())
+
+
+# ------------------------------------------------------------------------------------ significance and CIs
+def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap CI ``(lo, hi)`` of the mean of ``values`` ``(n,)`` (resampling users)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // len(values))
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = rng.integers(0, len(values), size=(stop - start, len(values)))
+        means[start:stop] = values[idx].mean(1)
+    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
+
+
+def paired_test(a: RankingReport, b: RankingReport, metric: str, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Compare two models on the same users: mean difference ``a - b`` of ``metric``, paired t-test and
+    Wilcoxon signed-rank p-values, and a bootstrap 95% CI of the mean difference."""
+    if not np.array_equal(a.users, b.users):
+        common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
+        if len(common) == 0:
+            raise ValueError("the two reports share no evaluated user")
+        x, y = a.per_user[metric][ia], b.per_user[metric][ib]
+    else:
+        x, y = a.per_user[metric], b.per_user[metric]
+    diff = x - y
+    nonzero = np.any(diff != 0)
+    lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
+    return {
+        "mean_a": float(x.mean()),
+        "mean_b": float(y.mean()),
+        "diff": float(diff.mean()),
+        "ci_low": lo,
+        "ci_high": hi,
+        "t_pvalue": float(scipy.stats.ttest_rel(x, y).pvalue) if nonzero else 1.0,
+        "wilcoxon_pvalue": float(scipy.stats.wilcoxon(x, y).pvalue) if nonzero else 1.0,
+        "users": int(len(diff)),
+    }
+
+
+# ------------------------------------------------------------------------------------------ model selection
+class EarlyStopping:
+    """Validation-only model selection: track the best epoch by a validation metric, stop after ``patience``
+    epochs without improvement, and keep the test metrics recorded *at the best validation epoch*.
+
+    Usage: each epoch call ``improved = stopper.step(epoch, valid_metrics)``; when ``improved`` save a
+    checkpoint (and, if you want test numbers, call ``stopper.record_test(test_metrics)``); stop when
+    ``stopper.should_stop``. Test metrics never influence the choice.
+    """
+
+    def __init__(self, metric: str = "recall@20", patience: int = 20, mode: str = "max", min_delta: float = 0.0):
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.metric, self.patience, self.mode, self.min_delta = metric, patience, mode, min_delta
+        self.best_epoch: int | None = None
+        self.best_value: float | None = None
+        self.best_test: dict[str, float] | None = None
+        self.history: list[dict[str, float]] = []
+        self._since_best = 0
+
+    def step(self, epoch: int, valid: dict[str, float]) -> bool:
+        if self.metric not in valid:
+            raise KeyError(f"validation metrics lack {self.metric!r}; got {sorted(valid)}")
+        value = float(valid[self.metric])
+        if not np.isfinite(value):
+            raise FloatingPointError(f"validation {self.metric} is {value} at epoch {epoch}: training diverged")
+        self.history.append({"epoch": epoch, **{f"valid_{k}": float(v) for k, v in valid.items()}})
+        sign = 1 if self.mode == "max" else -1
+        improved = self.best_value is None or sign * (value - self.best_value) > self.min_delta
+        if improved:
+            self.best_epoch, self.best_value, self._since_best = epoch, value, 0
+            self.best_test = None
+        else:
+            self._since_best += 1
+        return improved
+
+    def record_test(self, test: dict[str, float]) -> None:
+        """Record test metrics for the current best epoch (call right after an improving ``step``)."""
+        if self._since_best != 0:
+            raise RuntimeError("record_test is only allowed right after an improving step (best validation epoch)")
+        self.best_test = {k: float(v) for k, v in test.items()}
+
+    @property
+    def should_stop(self) -> bool:
+        return self._since_best >= self.patience

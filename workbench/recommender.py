@@ -1,0 +1,79 @@
+"""The recommender contract and the two reference baselines (popularity, random).
+
+Every model, from these baselines to MoToRec, follows one contract: ``fit(dataset) -> self`` learns from the
+training split only; ``score(user_ids) -> (B, n_items)`` float tensor; ``recommend`` returns a named result.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .dataset import TRAIN, RecDataset
+
+
+class Recommendation(NamedTuple):
+    """Top-K items per user: ``item_ids`` and ``scores``, both ``(B, K)``, best first."""
+
+    item_ids: torch.Tensor
+    scores: torch.Tensor
+
+
+class Recommender:
+    """Base class: subclasses implement ``fit`` and ``score``."""
+
+    n_items_: int
+
+    def fit(self, dataset: RecDataset) -> "Recommender":
+        raise NotImplementedError
+
+    def score(self, user_ids: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, n_items)`` for ``user_ids`` ``(B,)``."""
+        raise NotImplementedError
+
+    def recommend(self, user_ids: torch.Tensor, k: int, exclude=None) -> Recommendation:
+        """Top-``k`` items for ``user_ids``; ``exclude`` is a ``(n_users, n_items)`` CSR of items to skip
+        (e.g. ``dataset.matrix('train')``)."""
+        user_ids = torch.as_tensor(user_ids)
+        scores = self.score(user_ids).float().clone()
+        if exclude is not None:
+            sub = exclude[user_ids.cpu().numpy()]
+            rows = np.repeat(np.arange(len(user_ids)), np.diff(sub.indptr))
+            scores[torch.as_tensor(rows), torch.as_tensor(sub.indices)] = -torch.inf
+        top = scores.topk(k, dim=1)
+        return Recommendation(top.indices, top.values)
+
+
+class PopularityRecommender(Recommender):
+    """Scores every item by its number of training interactions (the same ranking for every user)."""
+
+    def fit(self, dataset: RecDataset) -> "PopularityRecommender":
+        self.n_items_ = dataset.n_items
+        self.item_popularity_ = torch.as_tensor(dataset.item_degree(TRAIN), dtype=torch.float32)
+        return self
+
+    def score(self, user_ids: torch.Tensor) -> torch.Tensor:
+        pop = self.item_popularity_.to(user_ids.device)
+        return pop.expand(len(user_ids), -1)
+
+
+class RandomRecommender(Recommender):
+    """Uniformly random scores, deterministic per ``(seed, user, item)`` whatever the batching."""
+
+    _PRIME = 2_147_483_647  # 2**31 - 1
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, dataset: RecDataset) -> "RandomRecommender":
+        self.n_items_ = dataset.n_items
+        return self
+
+    def score(self, user_ids: torch.Tensor) -> torch.Tensor:
+        items = torch.arange(self.n_items_, device=user_ids.device, dtype=torch.int64)
+        u = user_ids.to(torch.int64)[:, None]
+        # multiplicative hash modulo a Mersenne prime; the 31-bit factors keep products inside int64
+        h = (u * 1_103_515_245 + items * 12_345 + self.seed * 2_654_435_761) % self._PRIME
+        h = (h * 48_271) % self._PRIME
+        return h.to(torch.float32) / self._PRIME
