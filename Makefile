@@ -35,7 +35,7 @@ data: env
 
 demo: data
 	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=$(CELL_TIMEOUT) $(NOTEBOOKS)
+		--ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.record_timing=False $(NOTEBOOKS)
 	@echo "figures written to figures/"
 
 test: env

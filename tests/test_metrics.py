@@ -145,3 +145,13 @@ def test_early_stopping_selects_on_validation_only():
         stopper.record_test({"recall@20": 0.0})
     with pytest.raises(FloatingPointError, match="diverged"):
         EarlyStopping().step(0, {"recall@20": float("nan")})
+
+
+def test_leave_one_out_hr_equals_recall():
+    """With one ground-truth item per user, Recall@K = HR@K and NDCG@K = 1/log2(rank + 1)."""
+    gt = csr({0: [2], 1: [3]})
+    rep = evaluate_ranking(table_scores, gt, ks=(1, 3, 5))
+    for k in (1, 3, 5):
+        np.testing.assert_allclose(rep.per_user[f"recall@{k}"], rep.per_user[f"hr@{k}"])
+    assert rep.per_user["ndcg@3"][0] == pytest.approx(1 / math.log2(3 + 1))  # item 2 ranked third for user 0
+    assert rep.per_user["ndcg@3"][1] == pytest.approx(1 / math.log2(2 + 1))  # item 3 ranked second for user 1

@@ -228,6 +228,11 @@ class RecDataset:
                 "(re-split, or drop those users' held-out rows)"
             )
 
+    def ctr_labels(self, split: int | str | None = None, threshold: float = 3.0) -> np.ndarray:
+        """Binary click labels ``(n_rows,)`` of one split: rating > ``threshold`` is positive (MMQ: > 3)."""
+        rows = self.interactions if split is None else self.part(split)
+        return (rows["rating"].to_numpy() > threshold).astype(np.int64)
+
     def summary(self) -> dict[str, float]:
         """Table-1 style statistics: users, items, interactions, sparsity, mean degrees, modalities."""
         n = len(self.interactions)

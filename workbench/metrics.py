@@ -81,10 +81,18 @@ def dot_scores(user_emb: torch.Tensor, item_emb: torch.Tensor) -> DotScorer:
 
 
 def _rows_to_index(mat: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row-in-batch, column) pairs of the nonzeros of ``mat[users]``."""
+    """(row-in-batch, column) int64 pairs of the nonzeros of ``mat[users]``."""
     sub = mat[users]
-    rows = np.repeat(np.arange(len(users)), np.diff(sub.indptr))
-    return rows, sub.indices
+    rows = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(sub.indptr))
+    return rows, sub.indices.astype(np.int64)
+
+
+def mask_seen(scores: torch.Tensor, exclude: sp.csr_matrix, users: np.ndarray) -> torch.Tensor:
+    """Set ``scores[b, i] = -inf`` in place wherever ``exclude[users[b], i]`` is nonzero; returns ``scores``
+    ``(B, n_items)``."""
+    r, c = _rows_to_index(exclude, users)
+    scores[torch.as_tensor(r, device=scores.device), torch.as_tensor(c, device=scores.device)] = -torch.inf
+    return scores
 
 
 def _membership(top: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n_items: int) -> torch.Tensor:
@@ -184,8 +192,7 @@ def evaluate_ranking(
                     raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
                 scores = scores.float().clone() if exclude is not None else scores.float()
             if exclude is not None:
-                r, c = _rows_to_index(exclude, batch)
-                scores[torch.as_tensor(r, device=dev), torch.as_tensor(c, device=dev)] = -torch.inf
+                mask_seen(scores, exclude, batch)
             top = scores.topk(max_k, dim=1).indices  # (B, maxK), best first
             r, c = (torch.as_tensor(a, device=dev) for a in _rows_to_index(gt, batch))
             hits = _membership(top, r, c, n_items)  # (B, maxK) bool

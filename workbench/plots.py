@@ -52,12 +52,12 @@ def plot_item_grid(dataset: RecDataset, item_ids, attributes=("category", "colou
         raise ValueError(f"{dataset.name}: plot_item_grid needs item images and metadata")
     item_ids = list(item_ids)
     nrows = int(np.ceil(len(item_ids) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 3.5 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.0 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, i in zip(axes.ravel(), item_ids):
         row = dataset.items.iloc[i]
-        ax.imshow(dataset.images[i])
+        ax.imshow(dataset.images[i], interpolation="nearest")
         title = textwrap.shorten(str(row.get("title", "")), title_chars)
         attrs = ", ".join(str(row[a]) for a in attributes if a in row)
         ax.set_title(f"#{i} {title}\n{attrs}", fontsize=7.5)

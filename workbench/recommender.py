@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from .dataset import TRAIN, RecDataset
+from .metrics import mask_seen
 
 
 class Recommendation(NamedTuple):
@@ -38,9 +38,7 @@ class Recommender:
         user_ids = torch.as_tensor(user_ids)
         scores = self.score(user_ids).float().clone()
         if exclude is not None:
-            sub = exclude[user_ids.cpu().numpy()]
-            rows = np.repeat(np.arange(len(user_ids)), np.diff(sub.indptr))
-            scores[torch.as_tensor(rows), torch.as_tensor(sub.indices)] = -torch.inf
+            mask_seen(scores, exclude, user_ids.cpu().numpy())
         top = scores.topk(k, dim=1)
         return Recommendation(top.indices, top.values)
 
