@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.dataset import TEST, TRAIN, DataError, RecDataset
+from workbench.dataset import TRAIN, DataError, RecDataset
 from workbench.loaders import (MMREC_COLUMNS, load_ml100k, load_mmrec, load_sequences, read_sequences,
                                recbole_example_dir, save_mmrec)
 from workbench.paths import shared_data_dir

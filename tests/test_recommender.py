@@ -1,7 +1,6 @@
 """Contract tests over every recommender, run on the planted synthetic data."""
 import json
 
-import numpy as np
 import pytest
 import torch
 

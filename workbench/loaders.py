@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import DataError, RecDataset, check_features
+from .dataset import DataError, RecDataset, check_features, check_interactions
 from .paths import cache_dir
 from .storage import atomic_path, content_hash, load_arrays, save_arrays
 
@@ -66,8 +66,6 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
         row = int(np.flatnonzero((raw == "").any(axis=1).to_numpy())[0])
         raise DataError(f"{path}: data row {row}: empty field(s) or wrong number of fields; expected {len(MMREC_COLUMNS)}")
     df = raw.rename(columns={"userID": "user_id", "itemID": "item_id"})
-    from .dataset import check_interactions
-
     return check_interactions(df, str(path), duplicates=duplicates)
 
 
@@ -232,12 +230,7 @@ def load_sequences(path: str | Path, name: str | None = None, one_based: bool = 
         "user_id": np.repeat(np.arange(len(seqs)), lengths), "item_id": items,
         "timestamp": np.concatenate([np.arange(n) for n in lengths]),
     })
-    return RecDataset(name=name or Path(path).name.split(".")[0],
-                      interactions=_dedupe_last(df, str(path)), n_users=len(seqs), n_items=int(items.max()) + 1,
-                      description=f"sequence file {path}")
+    inter = check_interactions(df, str(path), duplicates="last")
+    return RecDataset(name=name or Path(path).name.split(".")[0], interactions=inter, n_users=len(seqs),
+                      n_items=int(items.max()) + 1, description=f"sequence file {path}")
 
-
-def _dedupe_last(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    from .dataset import check_interactions
-
-    return check_interactions(df, source, duplicates="last")

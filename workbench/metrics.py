@@ -144,7 +144,7 @@ def evaluate_ranking(
     ks: Sequence[int] = (10, 20),
     metrics: Sequence[str] = METRICS,
     strata: dict[str, np.ndarray] | None = None,
-    batch_size: int = 4096,
+    batch_size: int = 2048,
     device: torch.device | str | None = None,
 ) -> RankingReport:
     """Full-ranking top-K evaluation, batched over users, vectorized on CPU or GPU.

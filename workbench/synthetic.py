@@ -42,6 +42,8 @@ BRANDS = ("Acme", "Nordwind", "Lumora", "Pebblecraft", "Vantage", "Kestrel", "Or
           "Tamsin", "Brightfold", "Quill", "Solace")
 PRICE_TIERS = ("budget", "mid-range", "premium")
 ATTRIBUTES = ("category", "colour", "pattern", "material", "brand", "price_tier")
+VOCAB = {"category": CATEGORIES, "colour": tuple(COLOURS), "pattern": PATTERNS, "material": MATERIALS,
+         "brand": BRANDS, "price_tier": PRICE_TIERS}
 IMAGE_ONLY, TEXT_ONLY, BOTH = ("colour", "pattern"), ("material", "brand", "price_tier"), ("category",)
 
 _NOUNS = {
@@ -237,9 +239,8 @@ def _draw_pattern(img: Image.Image, pattern: str, base: np.ndarray, size: int, r
 
 # ---------------------------------------------------------------------------------------- interactions
 def _attribute_codes(items: pd.DataFrame) -> dict[str, tuple[np.ndarray, int]]:
-    vocab = {"category": CATEGORIES, "colour": tuple(COLOURS), "pattern": PATTERNS, "material": MATERIALS,
-             "brand": BRANDS, "price_tier": PRICE_TIERS}
-    return {a: (pd.Categorical(items[a], categories=vocab[a]).codes.astype(np.int64), len(vocab[a])) for a in ATTRIBUTES}
+    """Integer code of each item's value and the vocabulary size, per attribute."""
+    return {a: (pd.Categorical(items[a], categories=VOCAB[a]).codes.astype(np.int64), len(VOCAB[a])) for a in ATTRIBUTES}
 
 
 # How much each attribute matters to users' tastes, and how concentrated tastes are (Dirichlet alpha).
@@ -283,13 +284,8 @@ def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig, rng: np.ran
         "user_id": user_ids, "item_id": seq, "rating": rating,
         "timestamp": (1_600_000_000 + timestamps).astype(np.int64), "position": positions,
     })
-    user_table = pd.DataFrame({k: np.array(_vocab(k.removeprefix("favourite_")))[v] for k, v in users.items()})
+    user_table = pd.DataFrame({k: np.array(VOCAB[k.removeprefix("favourite_")])[v] for k, v in users.items()})
     return inter.drop(columns="position"), user_table
-
-
-def _vocab(attr: str) -> tuple[str, ...]:
-    return {"category": CATEGORIES, "colour": tuple(COLOURS), "pattern": PATTERNS, "material": MATERIALS,
-            "brand": BRANDS, "price_tier": PRICE_TIERS}[attr]
 
 
 def _sequence_lengths(cfg: CatalogueConfig, rng: np.random.Generator) -> np.ndarray:
@@ -301,27 +297,26 @@ def _sequence_lengths(cfg: CatalogueConfig, rng: np.random.Generator) -> np.ndar
 
 def _sample_sequences(base, lengths, follow_bonus, cat, col, seq_weight, new, rng) -> np.ndarray:
     """Gumbel-max sampling without replacement, one time step at a time for all active users at once.
-    ``follow_bonus[c]`` is the ``(n_items,)`` bonus after an item of category ``c``; items flagged ``new``
-    are available only in the last 30% of a sequence. -> flat item ids."""
+    ``follow_bonus[c]`` is the ``(n_items,)`` bonus after an item of category ``c``; the same colour as the
+    previous item adds half of ``seq_weight``; items flagged ``new`` are available only in the last 30% of a
+    sequence. Returns the flat item ids, user by user."""
     n_users, n_items = base.shape
-    seen = np.zeros((n_users, n_items), dtype=bool)
-    prev = np.full(n_users, -1)
+    n_col = col.max() + 1
+    # bonus after an item of (category c, colour k): row c * n_col + k, shape (n_cat * n_col, n_items)
+    same_colour = (np.arange(n_col)[:, None] == col[None, :]).astype(np.float32)
+    bonus = (follow_bonus[:, None, :] + 0.5 * seq_weight * same_colour[None, :, :]).reshape(-1, n_items)
     out = np.zeros((n_users, lengths.max()), dtype=np.int64)
     for t in range(lengths.max()):
-        active = np.flatnonzero(lengths > t)
-        logits = base[active].copy()
-        has_prev = prev[active] >= 0
-        if has_prev.any():
-            p = prev[active[has_prev]]
-            logits[has_prev] += follow_bonus[cat[p]]
-            logits[has_prev] += 0.5 * seq_weight * (col[None, :] == col[p][:, None])
-        logits[seen[active]] = -np.inf
+        active = np.flatnonzero(lengths > t)  # users still active were active at t - 1 too
+        logits = base[active]  # (A, I) copy
+        if t > 0:
+            prev = out[active, t - 1]
+            logits += bonus[cat[prev] * n_col + col[prev]]
+            logits[np.repeat(np.arange(len(active)), t), out[active, :t].ravel()] = -np.inf  # no repeats
         logits[np.ix_(t < 0.7 * lengths[active], new)] = -np.inf
-        logits += rng.gumbel(size=logits.shape).astype(np.float32)
-        choice = logits.argmax(1)
-        out[active, t] = choice
-        seen[active, choice] = True
-        prev[active] = choice
+        # Gumbel noise in float32 (half the cost of rng.gumbel's float64 at Baby's size)
+        logits -= np.log(-np.log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
+        out[active, t] = logits.argmax(1)
     mask = np.arange(out.shape[1])[None, :] < lengths[:, None]
     return out[mask]
 
@@ -392,6 +387,8 @@ def load_synthetic(profile: str | None = None, config: CatalogueConfig | None = 
         arrays["feat_text"] = encode_texts(item_text(ds.items), device=device, progress=progress)
         if use_cache:
             save_arrays(path, arrays)
-    table = lambda prefix: pd.DataFrame({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+    def table(prefix: str) -> pd.DataFrame:
+        return pd.DataFrame({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+
     return _dataset(cfg, table("inter_"), table("item_"), table("user_"), arrays["images"],
                     {"image": arrays["feat_image"], "text": arrays["feat_text"]})
