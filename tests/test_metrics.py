@@ -155,3 +155,10 @@ def test_leave_one_out_hr_equals_recall():
         np.testing.assert_allclose(rep.per_user[f"recall@{k}"], rep.per_user[f"hr@{k}"])
     assert rep.per_user["ndcg@3"][0] == pytest.approx(1 / math.log2(3 + 1))  # item 2 ranked third for user 0
     assert rep.per_user["ndcg@3"][1] == pytest.approx(1 / math.log2(2 + 1))  # item 3 ranked second for user 1
+
+
+def test_dot_scorer_keeps_the_embedding_dtype():
+    U, V = torch.randn(6, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    rep = evaluate_ranking(dot_scores(U, V), csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
+    ref = evaluate_ranking(lambda u: U[u] @ V.T, csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
+    assert rep.metrics == ref.metrics

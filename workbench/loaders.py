@@ -226,9 +226,10 @@ def load_sequences(path: str | Path, name: str | None = None, one_based: bool = 
     seqs = read_sequences(path, one_based)
     lengths = np.array([len(s) for s in seqs])
     items = np.concatenate(seqs)
+    starts = np.cumsum(lengths) - lengths
     df = pd.DataFrame({
         "user_id": np.repeat(np.arange(len(seqs)), lengths), "item_id": items,
-        "timestamp": np.concatenate([np.arange(n) for n in lengths]),
+        "timestamp": np.arange(len(items)) - np.repeat(starts, lengths),  # position within the sequence
     })
     inter = check_interactions(df, str(path), duplicates="last")
     return RecDataset(name=name or Path(path).name.split(".")[0], interactions=inter, n_users=len(seqs),

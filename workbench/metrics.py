@@ -67,6 +67,7 @@ class DotScorer:
             raise ValueError(f"embedding sizes differ: users {tuple(user_emb.shape)}, items {tuple(item_emb.shape)}")
         self.user_emb = user_emb
         self.item_emb_t = item_emb.T.contiguous()  # (D, n_items)
+        self.dtype = torch.promote_types(user_emb.dtype, item_emb.dtype)
 
     def __call__(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_emb[users] @ self.item_emb_t
@@ -179,7 +180,9 @@ def evaluate_ranking(
     max_k = ks[-1]
     collected: dict[str | None, list[dict[str, np.ndarray]]] = {None: [], **{s: [] for s in masks}}
     kept_users: dict[str | None, list[np.ndarray]] = {None: [], **{s: [] for s in masks}}
-    buffer = torch.empty(min(batch_size, len(users)), n_items, device=dev) if hasattr(score_fn, "score_into") else None
+    buffer = None
+    if hasattr(score_fn, "score_into"):
+        buffer = torch.empty(min(batch_size, len(users)), n_items, device=dev, dtype=score_fn.dtype)
     with torch.no_grad():
         for start in range(0, len(users), batch_size):
             batch = users[start:start + batch_size]

@@ -240,7 +240,8 @@ def _draw_pattern(img: Image.Image, pattern: str, base: np.ndarray, size: int, r
 # ---------------------------------------------------------------------------------------- interactions
 def _attribute_codes(items: pd.DataFrame) -> dict[str, tuple[np.ndarray, int]]:
     """Integer code of each item's value and the vocabulary size, per attribute."""
-    return {a: (pd.Categorical(items[a], categories=VOCAB[a]).codes.astype(np.int64), len(VOCAB[a])) for a in ATTRIBUTES}
+    return {a: (pd.Categorical(items[a], categories=VOCAB[a]).codes.astype(np.int64), len(VOCAB[a]))
+            for a in ATTRIBUTES}
 
 
 # How much each attribute matters to users' tastes, and how concentrated tastes are (Dirichlet alpha).
@@ -248,7 +249,8 @@ _TASTE = {"category": (1.0, 0.3), "colour": (0.7, 0.4), "pattern": (0.3, 1.0), "
           "brand": (0.4, 0.5), "price_tier": (0.4, 1.0)}
 
 
-def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig,
+                          rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sample each user's time-ordered interaction sequence. Returns ``(interactions, users)``; ``users``
     holds each user's favourite value of every attribute (the planted taste)."""
     codes = _attribute_codes(items)
@@ -271,9 +273,9 @@ def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig, rng: np.ran
     follow[np.arange(n_cat), rng.permutation(n_cat)] += 0.4
     lengths = _sequence_lengths(cfg, rng)
     new = items["new_arrival"].to_numpy(dtype=bool)
-    seq = _sample_sequences(base, lengths, cfg.sequence_weight * follow[:, cat], cat, col, cfg.sequence_weight, new, rng)
+    seq = _sample_sequences(base, lengths, cfg.sequence_weight * follow[:, cat], cat, col, cfg.sequence_weight,
+                            new, rng)
     user_ids = np.repeat(np.arange(n_users), lengths)
-    positions = np.concatenate([np.arange(n) for n in lengths])
     gaps = rng.exponential(2 * 86400.0, size=len(user_ids))  # mean two days between interactions
     starts = rng.uniform(0, 365 * 86400.0, size=n_users)
     offsets = np.r_[0, np.cumsum(lengths)[:-1]]
@@ -282,10 +284,10 @@ def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig, rng: np.ran
     rating = _ratings(affinity[user_ids, seq], rng)
     inter = pd.DataFrame({
         "user_id": user_ids, "item_id": seq, "rating": rating,
-        "timestamp": (1_600_000_000 + timestamps).astype(np.int64), "position": positions,
+        "timestamp": (1_600_000_000 + timestamps).astype(np.int64),
     })
     user_table = pd.DataFrame({k: np.array(VOCAB[k.removeprefix("favourite_")])[v] for k, v in users.items()})
-    return inter.drop(columns="position"), user_table
+    return inter, user_table
 
 
 def _sequence_lengths(cfg: CatalogueConfig, rng: np.random.Generator) -> np.ndarray:
