@@ -1,0 +1,187 @@
+"""Contract tests over every quantizer configuration, regularizers and health metrics against hand
+computation, and planted-attribute recovery on the synthetic catalogue."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.health import (attribute_purity, attribute_scores, code_usage, collision_rate, health_summary,
+                              level_entropy, level_health, unique_fraction)
+from workbench.quantizers import QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto
+from workbench.regularizers import diversity_loss, orthogonal_loss, sparsity_kl, weighted_mean
+from workbench.rqvae import RQVAE, RQVAEConfig
+from workbench.training import fit_tokenizer
+
+CONFIGS = [dict(distance=d, estimator=e, ema=m) for d, e, m in
+           itertools.product(("l2", "cosine"), ("ste", "rotation"), (False, True))]
+
+
+def make_quantizer(seed=0, **options):
+    torch.manual_seed(seed)
+    return ResidualQuantizer(D=8, L=3, K=16, **options)
+
+
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_quantizer_contract(options):
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
+    q = make_quantizer(**options)
+    q.train()
+    out = q(z)  # first training call: k-means initialisation
+    assert out.codes.shape == (64, 3) and out.codes.dtype == torch.long
+    assert (out.codes >= 0).all() and (out.codes < 16).all()
+    assert out.residual_norms.shape == (64, 3) and out.quantized.shape == z.shape
+    assert all(v.shape == (64,) for v in out.losses.values())
+    assert ("codebook" in out.losses) == (not options["ema"])
+    q.eval()
+    out = q(z)
+    codes = q.encode(z)
+    torch.testing.assert_close(codes, out.codes)
+    torch.testing.assert_close(q.decode(codes), out.quantized, atol=1e-5, rtol=1e-5)  # decode(encode) = forward
+    # the first residual norm is the input norm
+    torch.testing.assert_close(out.residual_norms[:, 0], z.norm(dim=-1))
+    # determinism under a seed
+    again = make_quantizer(**options)
+    again.train()
+    again(z)
+    again.eval()
+    torch.testing.assert_close(again.encode(z), codes)
+
+
+@pytest.mark.parametrize("estimator", ["ste", "rotation"])
+def test_gradients_reach_the_encoder(estimator):
+    torch.manual_seed(0)
+    model = RQVAE(12, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8, estimator=estimator))
+    x = torch.randn(32, 12)
+    model.quantizer.init_from_data(model.encoder(x))
+    out = model(x)
+    out.losses["recon"].backward()  # the reconstruction reaches the encoder only through the estimator
+    first = model.encoder[0].weight.grad
+    assert first is not None and first.abs().sum() > 0
+
+
+def test_cosine_lookup_uses_angle_not_length():
+    book = torch.tensor([[10.0, 0.0], [0.0, 1.0]])
+    x = torch.tensor([[1.0, 0.2]])
+    assert nearest_code(x, book, "l2").item() == 1
+    assert nearest_code(x, book, "cosine").item() == 0
+
+
+def test_rotation_trick_forward_and_gradient():
+    e = torch.tensor([[3.0, 0.0, 0.0]], requires_grad=True)
+    q = torch.tensor([[0.0, 2.0, 0.0]])
+    out = rotate_onto(e, q)
+    torch.testing.assert_close(out, q)  # forward value is the code
+    out[0, 1].backward()  # gradient = (scaled rotation)^T: d out_y / d e_x = |q|/|e| * R[1, 0] = 2/3
+    torch.testing.assert_close(e.grad, torch.tensor([[2 / 3, 0.0, 0.0]]))
+
+
+def test_kmeans_init_recovers_clusters():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 8, generator=gen) * 10
+    x = (centres[:, None, :] + torch.randn(4, 50, 8, generator=gen)).reshape(-1, 8)
+    found = kmeans(x, 4, seed=0)
+    assign = nearest_code(x, found)
+    truth = torch.arange(4).repeat_interleave(50)
+    from sklearn.metrics import normalized_mutual_info_score
+
+    assert normalized_mutual_info_score(truth, assign) == pytest.approx(1.0)
+
+
+def test_dead_codes_are_reset_and_counted():
+    q = ResidualQuantizer(D=2, L=1, K=4, kmeans_init=False, dead_code_threshold=0.5, usage_decay=0.0)
+    q.codebooks.data[0] = torch.tensor([[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0], [100.0, -100.0]])
+    q.train()
+    z = torch.randn(16, 2) * 0.1
+    q(z)
+    assert q.last_resets == [3]  # three codes far from the data were never used
+    assert q.codebooks[0, 1:].abs().max() < 1.0  # now they sit on data points
+
+
+def test_ema_moves_codes_to_the_mean():
+    q = ResidualQuantizer(D=2, L=1, K=1, kmeans_init=False, ema=True, ema_decay=0.0)
+    q.train()
+    z = torch.tensor([[1.0, 1.0], [3.0, 5.0]])
+    q(z)
+    torch.testing.assert_close(q.codebooks[0, 0], torch.tensor([2.0, 3.0]), atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------- regularizers
+def test_sparsity_kl_by_hand():
+    probs = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # rho_hat = [0.5, 0.5]
+    rho = 0.1
+    expected = 2 * (rho * math.log(rho / 0.5) + (1 - rho) * math.log((1 - rho) / 0.5))
+    assert sparsity_kl(probs, rho).item() == pytest.approx(expected, rel=1e-5)
+    assert sparsity_kl(torch.full((3, 4), 0.25), 0.25).item() == pytest.approx(0.0, abs=1e-6)
+    p = torch.tensor([[0.7, 0.3]], requires_grad=True)
+    sparsity_kl(p, 0.2).backward()  # rho_hat is differentiable
+    assert p.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        sparsity_kl(probs, 1.5)
+
+
+def test_diversity_loss_limits():
+    assert diversity_loss(torch.full((5, 8), 1 / 8)).item() == pytest.approx(0.0, abs=1e-6)
+    collapsed = torch.zeros(5, 8)
+    collapsed[:, 3] = 1
+    assert diversity_loss(collapsed).item() == pytest.approx(1 - 1 / 8, abs=1e-6)
+
+
+def test_orthogonal_loss():
+    eye = torch.eye(4)
+    orthonormal = [eye[:2].T.contiguous(), eye[2:].T.contiguous()]  # two 4x2 experts spanning different planes
+    assert orthogonal_loss(orthonormal).item() == pytest.approx(0.0, abs=1e-6)
+    w = torch.randn(3, 3)
+    assert orthogonal_loss([w, w.clone()]).item() == pytest.approx(2.0, abs=1e-5)  # N (N - 1) for copies
+    assert orthogonal_loss([w, torch.randn(3, 3)]).item() > 0
+
+
+def test_weighted_mean():
+    per_item = torch.tensor([1.0, 3.0])
+    assert weighted_mean(per_item, None).item() == 2.0
+    assert weighted_mean(per_item, torch.tensor([2.0, 0.0])).item() == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ health
+def test_health_by_hand():
+    codes = np.array([[0, 1], [1, 1], [2, 1], [3, 0]])
+    assert code_usage(codes, 4).tolist() == [[1, 1, 1, 1], [1, 3, 0, 0]]
+    entropy = level_entropy(codes, 4)
+    assert entropy[0] == pytest.approx(2.0)  # uniform over K = 4: log2 K
+    assert level_health(codes, 4)["perplexity"].iloc[0] == pytest.approx(4.0)  # perplexity K
+    assert level_entropy(np.zeros((5, 1), int), 4)[0] == 0.0
+    assert level_health(codes, 4)["dead_codes"].tolist() == [0, 2]
+    dup = np.array([[0, 1], [0, 1], [2, 3]])
+    assert collision_rate(dup) == pytest.approx(2 / 3)
+    assert unique_fraction(dup) == pytest.approx(2 / 3)
+    assert collision_rate(codes) == 0.0
+    assert attribute_purity([0, 0, 1, 1], ["a", "b", "c", "c"]) == pytest.approx(0.75)
+    X = np.ones((4, 2))
+    assert health_summary(codes, 4, X, X + 1)["recon_mse"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="codes must lie"):
+        code_usage(np.array([[5]]), 4)
+
+
+# ------------------------------------------------------------------------------------- planted recovery
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["ste", "rotation"])
+def test_rqvae_recovers_planted_category(estimator):
+    """The first level of an RQ-VAE on the smoke catalogue's image+text features captures the planted
+    category. Measured over seeds 0-4: NMI 0.48-0.53 (STE) and 0.45-0.60 (rotation + EMA), purity 0.58-0.75;
+    random codes give NMI ~0.06. Threshold: NMI > 0.35 and purity > 0.45."""
+    from sklearn.preprocessing import StandardScaler
+
+    from workbench.synthetic import load_synthetic
+
+    ds = load_synthetic("smoke")
+    X = StandardScaler().fit_transform(np.concatenate([ds.features["image"], ds.features["text"]], axis=1))
+    torch.manual_seed(0)
+    model = RQVAE(X.shape[1], RQVAEConfig(hidden=(256,), quantizer=QuantizerConfig(
+        D=16, L=2, K=16, estimator=estimator, ema=estimator == "rotation", dead_code_threshold=1.0)))
+    history = fit_tokenizer(model, X, epochs=30, batch_size=64, progress=False, seed=0)
+    scores = attribute_scores(model.tokenize(X), ds.items[["category"]])
+    assert scores.loc[(1, "category"), "nmi"] > 0.35
+    assert scores.loc[(1, "category"), "purity"] > 0.45
+    assert history["loss_recon"].iloc[-1] < history["loss_recon"].iloc[0]
+    assert {"utilization", "entropy_l1", "collision_rate", "dead_code_resets"} <= set(history.columns)

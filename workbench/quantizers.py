@@ -1,0 +1,227 @@
+"""Residual vector quantization (the core of all three papers' tokenizers).
+
+:class:`ResidualQuantizer` quantizes a latent ``z`` ``(B, D)`` with ``L`` codebooks of ``K`` codes each: level
+``l`` picks the code nearest to the current residual (MoToRec eq. 3, L2; or MMQ eq. 7, cosine), and the
+residual moves on (eq. 4). Options, each a separate small function below:
+
+* lookup: ``"l2"`` (squared Euclidean) or ``"cosine"`` (argmax cosine; the code vector itself is used, so only
+  the assignment depends on angle, as in MMQ eq. 7-8);
+* gradient estimator: ``"ste"`` (straight-through: ``z + sg(z_q - z)``) or ``"rotation"`` (the rotation trick of
+  Fifty et al. 2024: the residual is rotated and rescaled onto its code, gradients pass through the rotation);
+* codebook learning: gradient (codebook loss ``||sg(r) - q||^2``) or EMA updates (``ema=True``);
+* commitment loss ``beta * ||r - sg(q)||^2`` (MoToRec eq. 6, CEMG eq. 4);
+* k-means initialization from data (:meth:`ResidualQuantizer.init_from_data`) and dead-code re-initialization
+  (codes whose running usage falls below ``dead_code_threshold`` are replaced by random residuals of the batch;
+  the count per level is reported).
+
+``forward`` returns a :class:`QuantizerOutput`: codes ``(B, L)``, quantized vector ``(B, D)`` (carrying the
+chosen estimator's gradient), per-level residual norms ``(B, L)`` and a loss breakdown by name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import check_options
+
+
+@dataclass(frozen=True)
+class QuantizerConfig:
+    """Residual quantizer settings (vocabulary: ``L`` levels, ``K`` codes, ``D`` latent size)."""
+
+    D: int = 64
+    L: int = 3
+    K: int = 256
+    distance: str = "l2"             # "l2" | "cosine"
+    estimator: str = "ste"           # "ste" | "rotation"
+    beta: float = 0.25               # commitment weight
+    ema: bool = False                # EMA codebook updates instead of the codebook loss
+    ema_decay: float = 0.99
+    kmeans_init: bool = True         # initialise each level by k-means on the first training batch
+    kmeans_iters: int = 20
+    dead_code_threshold: float = 0.0  # reset codes whose running usage (EMA of counts per batch) is below this
+    usage_decay: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.distance not in ("l2", "cosine"):
+            raise ValueError(f"distance must be 'l2' or 'cosine', got {self.distance!r}")
+        if self.estimator not in ("ste", "rotation"):
+            raise ValueError(f"estimator must be 'ste' or 'rotation', got {self.estimator!r}")
+        if min(self.D, self.L, self.K) < 1:
+            raise ValueError(f"D, L and K must be positive, got {self.D}, {self.L}, {self.K}")
+
+
+class QuantizerOutput(NamedTuple):
+    """codes ``(B, L)`` long; quantized ``(B, D)`` (forward value = sum of chosen codes); residual_norms
+    ``(B, L)``: norm of the residual entering each level; losses: name -> per-item loss ``(B,)`` (summed over
+    levels), so that callers can weight items (MoToRec w_i) before averaging."""
+
+    codes: torch.Tensor
+    quantized: torch.Tensor
+    residual_norms: torch.Tensor
+    losses: dict[str, torch.Tensor]
+
+
+def nearest_code(x: torch.Tensor, codebook: torch.Tensor, distance: str = "l2") -> torch.Tensor:
+    """Index ``(B,)`` of the code in ``codebook`` ``(K, D)`` nearest to each row of ``x`` ``(B, D)``."""
+    if distance == "cosine":
+        return (F.normalize(x, dim=-1) @ F.normalize(codebook, dim=-1).T).argmax(-1)  # MMQ eq. 7
+    # MoToRec eq. 3: argmin ||x - c||^2 = argmin (||c||^2 - 2 x.c)
+    return ((codebook * codebook).sum(-1)[None, :] - 2 * x @ codebook.T).argmin(-1)
+
+
+def rotate_onto(e: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Rotation trick: map ``e`` ``(B, D)`` onto ``q`` by the rotation taking e's direction to q's, scaled by
+    ``|q| / |e|``, all treated as constants. Forward value = ``q``; the gradient w.r.t. ``e`` is that linear map."""
+    eps = 1e-6
+    e_norm = e.norm(dim=-1, keepdim=True).clamp_min(eps)
+    q_norm = q.norm(dim=-1, keepdim=True).clamp_min(eps)
+    u = (e / e_norm).detach()
+    v = (q / q_norm).detach()
+    bisector = u + v
+    w = F.normalize(bisector, dim=-1).detach()
+    # R = I - 2 w w^T + 2 v u^T maps u to v and keeps the plane's orthogonal complement fixed
+    rotated = e - 2 * (e * w).sum(-1, keepdim=True) * w + 2 * (e * u).sum(-1, keepdim=True) * v
+    rotated = rotated * (q_norm / e_norm).detach()
+    # the rotation is undefined for a (near) zero residual or opposite directions: straight-through there
+    degenerate = (e.norm(dim=-1, keepdim=True) < eps) | (bisector.norm(dim=-1, keepdim=True) < eps)
+    return torch.where(degenerate, e + (q - e).detach(), rotated)
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Tensor:
+    """Lloyd's k-means with k-means++ seeding, vectorized in torch. ``x`` ``(n, D)`` -> centres ``(k, D)``.
+    With fewer points than ``k`` the missing centres are points plus small noise."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n = len(x)
+    if n < k:
+        extra = x[torch.randint(n, (k - n,), generator=gen).to(x.device)]
+        noise = 1e-3 * torch.randn(extra.shape, generator=gen).to(x.device) * (x.std() + 1e-6)
+        return torch.cat([x, extra + noise])
+    centres = x[torch.randint(n, (1,), generator=gen).to(x.device)]
+    closest = ((x - centres[0]) ** 2).sum(-1)
+    for _ in range(1, k):  # k-means++: sample the next centre proportionally to the squared distance
+        probs = (closest / closest.sum().clamp_min(1e-12)).cpu()
+        idx = torch.multinomial(probs, 1, generator=gen) if probs.sum() > 0 else torch.randint(n, (1,), generator=gen)
+        centres = torch.cat([centres, x[idx.to(x.device)]])
+        closest = torch.minimum(closest, ((x - centres[-1]) ** 2).sum(-1))
+    for _ in range(iters):
+        assign = nearest_code(x, centres)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        empty = counts == 0
+        centres = torch.where(empty[:, None], centres, sums / counts.clamp_min(1)[:, None])
+    return centres
+
+
+class ResidualQuantizer(nn.Module):
+    """``L`` residual codebooks of ``K`` codes in ``D`` dimensions (see the module docstring)."""
+
+    def __init__(self, config: QuantizerConfig | None = None, **options):
+        super().__init__()
+        check_options(QuantizerConfig, options)
+        self.config = config if config is not None else QuantizerConfig(**options)
+        if config is not None and options:
+            raise ValueError("pass either a QuantizerConfig or keyword options, not both")
+        c = self.config
+        self.codebooks = nn.Parameter(torch.randn(c.L, c.K, c.D) / c.D**0.5, requires_grad=not c.ema)
+        self.register_buffer("initialized", torch.tensor(not c.kmeans_init))
+        self.register_buffer("usage", torch.ones(c.L, c.K))  # running usage per code (EMA of batch counts)
+        if c.ema:
+            self.register_buffer("ema_size", torch.ones(c.L, c.K))
+            self.register_buffer("ema_sum", self.codebooks.data.clone())
+        self.last_resets = [0] * c.L
+
+    # ------------------------------------------------------------------------------------------- lookup
+    @torch.no_grad()
+    def init_from_data(self, z: torch.Tensor, seed: int = 0) -> None:
+        """k-means initialisation: level ``l``'s codebook = k-means of the residuals left by levels ``< l``."""
+        residual = z.detach()
+        for level in range(self.config.L):
+            centres = kmeans(residual, self.config.K, self.config.kmeans_iters, seed=seed + level)
+            self.codebooks.data[level] = centres
+            if self.config.ema:
+                self.ema_sum[level] = centres
+                self.ema_size[level] = 1.0
+            residual = residual - centres[nearest_code(residual, centres, self.config.distance)]
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes ``(B, L)`` of latents ``z`` ``(B, D)`` (no gradient, no state change)."""
+        residual = z
+        codes = []
+        for level in range(self.config.L):
+            idx = nearest_code(residual, self.codebooks[level], self.config.distance)
+            codes.append(idx)
+            residual = residual - self.codebooks[level, idx]
+        return torch.stack(codes, dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Sum of the chosen codes: ``codes`` ``(B, L')`` with ``L' <= L`` -> ``(B, D)``."""
+        levels = torch.arange(codes.shape[1], device=codes.device)
+        return self.codebooks[levels[None, :], codes].sum(1)
+
+    # ------------------------------------------------------------------------------------------ forward
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``z`` ``(B, D)``; in training mode also initialise, update EMA codebooks and reset dead codes."""
+        c = self.config
+        if self.training and not bool(self.initialized):
+            self.init_from_data(z)
+        residual = z
+        codes, norms, chosen, rotated = [], [], [], []
+        commitment = z.new_zeros(len(z))  # per item, summed over levels
+        codebook_loss = z.new_zeros(len(z))
+        for level in range(c.L):
+            book = self.codebooks[level]
+            idx = nearest_code(residual.detach(), book.detach(), c.distance)
+            q = book[idx]  # (B, D)
+            norms.append(residual.norm(dim=-1))
+            commitment = commitment + ((residual - q.detach()) ** 2).mean(-1)
+            if not c.ema:
+                codebook_loss = codebook_loss + ((q - residual.detach()) ** 2).mean(-1)
+            if c.estimator == "rotation":
+                rotated.append(rotate_onto(residual, q.detach()))
+            codes.append(idx)
+            chosen.append(q)
+            if self.training:
+                self._update_level(level, residual.detach(), idx)
+            residual = residual - q.detach()
+        codes_t = torch.stack(codes, dim=1)
+        z_q = torch.stack(chosen, 0).sum(0)
+        if c.estimator == "rotation":
+            quantized = torch.stack(rotated, 0).sum(0)
+        else:
+            quantized = z + (z_q - z).detach()  # straight-through estimator
+        losses = {"commitment": c.beta * commitment}
+        if not c.ema:
+            losses["codebook"] = codebook_loss
+        return QuantizerOutput(codes_t, quantized, torch.stack(norms, dim=1), losses)
+
+    @torch.no_grad()
+    def _update_level(self, level: int, residual: torch.Tensor, idx: torch.Tensor) -> None:
+        c = self.config
+        counts = torch.bincount(idx, minlength=c.K).to(residual.dtype)
+        self.usage[level].mul_(c.usage_decay).add_(counts, alpha=1 - c.usage_decay)
+        if c.ema:
+            sums = torch.zeros_like(self.ema_sum[level]).index_add_(0, idx, residual)
+            self.ema_size[level].mul_(c.ema_decay).add_(counts, alpha=1 - c.ema_decay)
+            self.ema_sum[level].mul_(c.ema_decay).add_(sums, alpha=1 - c.ema_decay)
+            n = self.ema_size[level].sum()
+            size = (self.ema_size[level] + 1e-5) / (n + c.K * 1e-5) * n  # Laplace smoothing
+            self.codebooks.data[level] = self.ema_sum[level] / size[:, None]
+        self.last_resets[level] = 0
+        if c.dead_code_threshold > 0:
+            dead = self.usage[level] < c.dead_code_threshold
+            n_dead = int(dead.sum())
+            if n_dead:
+                pick = torch.randint(len(residual), (n_dead,), device=residual.device)
+                self.codebooks.data[level, dead] = residual[pick]
+                self.usage[level, dead] = float(c.dead_code_threshold)  # give new codes a grace period
+                if c.ema:
+                    self.ema_sum[level, dead] = residual[pick]
+                    self.ema_size[level, dead] = 1.0
+                self.last_resets[level] = n_dead

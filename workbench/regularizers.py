@@ -1,0 +1,56 @@
+"""Composable tokenizer loss terms, each a small function of named inputs.
+
+* :func:`soft_assignment`: differentiable code probabilities ``softmax(-||r - c_j||^2 / T)`` per level.
+* :func:`sparsity_kl` (MoToRec eq. 5): ``sum_j KL(rho || rho_hat_j)`` between Bernoulli(rho) and the batch
+  activation probability ``rho_hat_j`` = mean over the batch of the soft assignment to code ``j``. Because the
+  ``rho_hat_j`` of one level sum to one and the KL is convex in ``rho_hat_j``, its minimum over a level is the
+  uniform usage ``rho_hat_j = 1/K`` whatever ``rho``: in practice it spreads usage (fights collapse), while the
+  temperature ``T`` sets how sharp each item's own assignment is. We implement the equation as written and
+  report this in notebook 01.
+* :func:`diversity_loss` (CEMG's ``L_div``, after wav2vec 2.0): ``1 - exp(H(p_bar)) / K`` with ``p_bar`` the batch
+  mean of the soft assignment; 0 for perfectly even usage, ``1 - 1/K`` for total collapse.
+* :func:`orthogonal_loss` (MMQ eq. 11-12): ``||V_n V_n^T - I||_F^2`` over the flattened, row-normalised weights
+  of a group of experts.
+* :func:`weighted_mean` applies per-item weights (MoToRec's ``w_i``, eq. 2).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_assignment(residual: torch.Tensor, codebook: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``(B, K)`` probabilities of assigning each residual ``(B, D)`` to each code of ``codebook`` ``(K, D)``."""
+    d2 = (residual * residual).sum(-1, keepdim=True) - 2 * residual @ codebook.T + (codebook * codebook).sum(-1)[None]
+    return F.softmax(-d2 / temperature, dim=-1)
+
+
+def sparsity_kl(probs: torch.Tensor, rho: float, eps: float = 1e-8) -> torch.Tensor:
+    """MoToRec eq. 5: ``sum_j KL(rho || rho_hat_j)`` with ``rho_hat = probs.mean(0)``; ``probs`` ``(B, K)``."""
+    if not 0 < rho < 1:
+        raise ValueError(f"rho must be in (0, 1), got {rho}")
+    rho_hat = probs.mean(0).clamp(eps, 1 - eps)
+    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    return kl.sum()
+
+
+def diversity_loss(probs: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """CEMG ``L_div``: ``1 - perplexity(p_bar) / K`` for soft assignments ``probs`` ``(B, K)``."""
+    p_bar = probs.mean(0)
+    entropy = -(p_bar * torch.log(p_bar + eps)).sum()
+    return 1 - torch.exp(entropy) / probs.shape[1]
+
+
+def orthogonal_loss(weights: list[torch.Tensor]) -> torch.Tensor:
+    """MMQ eq. 11: ``||V_n V_n^T - I||_F^2``, ``V_n`` = the experts' flattened weights, rows normalised.
+    Orthonormal experts give 0; identical experts give ``N (N - 1)``."""
+    V = F.normalize(torch.stack([w.reshape(-1) for w in weights]), dim=-1)  # (N, d^2)
+    gram = V @ V.T
+    return ((gram - torch.eye(len(weights), device=gram.device, dtype=gram.dtype)) ** 2).sum()
+
+
+def weighted_mean(per_item: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``per_item`` ``(B,)`` losses, each multiplied by its weight ``(B,)`` when given (MoToRec w_i)."""
+    if weights is None:
+        return per_item.mean()
+    return (weights * per_item).mean()

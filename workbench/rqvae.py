@@ -1,0 +1,139 @@
+"""RQ-VAE: an MLP encoder, a :class:`~workbench.quantizers.ResidualQuantizer`, an MLP decoder (MoToRec eq. 6,
+CEMG eq. 4), with the regularizers of :mod:`workbench.regularizers` as separate, optional loss terms.
+
+Loss (per item, then averaged with optional weights ``w_i``, MoToRec eq. 2 and 11)::
+
+    recon_i      = mean_d (x_i - D(z_q,i))^2            # squared error averaged over input dims
+    commitment_i = beta * sum_l ||r_l - sg(q_l)||^2 / D  # from the quantizer
+    codebook_i   = sum_l ||sg(r_l) - q_l||^2 / D         # absent with EMA codebooks
+    total = weighted_mean(recon + commitment + codebook) + gamma * sparsity_kl + lambda_d * diversity
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import check_options
+from .quantizers import QuantizerConfig, ResidualQuantizer
+from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
+
+
+@dataclass(frozen=True)
+class RQVAEConfig:
+    """RQ-VAE settings. ``quantizer`` holds ``D, L, K`` and the quantizer options."""
+
+    hidden: tuple[int, ...] = (512, 256)
+    quantizer: QuantizerConfig = field(default_factory=QuantizerConfig)
+    sparsity_weight: float = 0.0      # MoToRec gamma (eq. 6)
+    sparsity_rho: float = 0.01        # MoToRec rho, the Bernoulli prior mean (eq. 5)
+    diversity_weight: float = 0.0     # CEMG lambda_d (eq. 4)
+    temperature: float = 1.0          # soft assignment temperature for the two regularizers
+    dropout: float = 0.0
+
+
+class RQVAEOutput(NamedTuple):
+    """codes ``(B, L)``; reconstruction ``(B, F)``; latent ``z`` and quantized ``z_q`` ``(B, D)``;
+    losses: name -> scalar (already weighted and averaged); total: scalar to minimise."""
+
+    codes: torch.Tensor
+    reconstruction: torch.Tensor
+    latent: torch.Tensor
+    quantized: torch.Tensor
+    losses: dict[str, torch.Tensor]
+    total: torch.Tensor
+
+
+def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ReLU (and dropout) between them, none after the last."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class RQVAE(nn.Module):
+    """Encoder ``F -> hidden -> D``, residual quantizer, decoder ``D -> reversed(hidden) -> F``."""
+
+    def __init__(self, input_dim: int, config: RQVAEConfig | None = None, **options):
+        super().__init__()
+        check_options(RQVAEConfig, options)
+        self.config = config if config is not None else RQVAEConfig(**options)
+        c = self.config
+        D = c.quantizer.D
+        self.input_dim = input_dim
+        self.encoder = mlp([input_dim, *c.hidden, D], c.dropout)
+        self.quantizer = ResidualQuantizer(c.quantizer)
+        self.decoder = mlp([D, *reversed(c.hidden), input_dim], c.dropout)
+
+    @property
+    def K(self) -> int:
+        return self.config.quantizer.K
+
+    @property
+    def L(self) -> int:
+        return self.config.quantizer.L
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> RQVAEOutput:
+        """``x`` ``(B, F)``; ``weights`` ``(B,)`` per-item loss weights or ``None``."""
+        z = self.encoder(x)
+        q = self.quantizer(z)
+        recon = self.decoder(q.quantized)
+        per_item = {"recon": ((x - recon) ** 2).mean(-1), **q.losses}
+        losses = {name: weighted_mean(value, weights) for name, value in per_item.items()}
+        c = self.config
+        if c.sparsity_weight or c.diversity_weight:
+            probs = self._level_probabilities(z, q.codes)
+            if c.sparsity_weight:
+                # MoToRec eq. 5, averaged over levels
+                losses["sparsity"] = c.sparsity_weight * torch.stack([sparsity_kl(p, c.sparsity_rho) for p in probs]).mean()
+            if c.diversity_weight:
+                losses["diversity"] = c.diversity_weight * torch.stack([diversity_loss(p) for p in probs]).mean()
+        total = torch.stack(list(losses.values())).sum()
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"RQ-VAE loss is {total.item()} ({ {k: float(v) for k, v in losses.items()} }): "
+                                     "training diverged; lower the learning rate")
+        return RQVAEOutput(q.codes, recon, z, q.quantized, losses, total)
+
+    def _level_probabilities(self, z: torch.Tensor, codes: torch.Tensor) -> list[torch.Tensor]:
+        """Soft assignment ``(B, K)`` of each level's residual (differentiable in encoder and codebooks)."""
+        books = self.quantizer.codebooks
+        residual, probs = z, []
+        for level in range(self.L):
+            probs.append(soft_assignment(residual, books[level], self.config.temperature))
+            residual = residual - books[level, codes[:, level]].detach()
+        return probs
+
+    # ------------------------------------------------------------------------------ numpy conveniences
+    @torch.no_grad()
+    def tokenize(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Codes ``(n, L)`` int64 of features ``X`` ``(n, F)`` (eval mode, batched)."""
+        return self._batched(X, batch_size, lambda x: self.quantizer.encode(self.encoder(x))).astype(np.int64)
+
+    @torch.no_grad()
+    def reconstruct(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Decoder output ``(n, F)`` for features ``X`` through their codes."""
+        return self._batched(X, batch_size, lambda x: self.decoder(self.quantizer.decode(self.quantizer.encode(self.encoder(x)))))
+
+    @torch.no_grad()
+    def latents(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Encoder output ``z`` ``(n, D)``."""
+        return self._batched(X, batch_size, self.encoder)
+
+    def _batched(self, X: np.ndarray, batch_size: int, fn) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        try:
+            parts = [fn(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device)).cpu().numpy()
+                     for i in range(0, len(X), batch_size)]
+        finally:
+            self.train(was_training)
+        return np.concatenate(parts)

@@ -1,0 +1,120 @@
+"""Training loop for tokenizers (RQ-VAE, the MMQ tokenizer): minibatch Adam, progress bar, a per-epoch
+history of losses and codebook health, CPU or GPU. Graph models get their own loop in a later module."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import check_options
+from .health import health_summary, level_health
+from .runtime import get_device, seed_everything
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by the tokenizers."""
+
+    epochs: int = 30
+    batch_size: int = 1024
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str | None = None
+    health_every: int = 1             # epochs between full-catalogue health evaluations
+    kmeans_sample: int = 16384        # items used for the k-means initialisation
+    progress: bool = True
+
+
+def _as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise ValueError(f"features must be a finite (n_items, F) matrix, got shape {X.shape}")
+    return torch.from_numpy(X).to(device)
+
+
+def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weights: np.ndarray | None = None,
+                  callback: Callable[[dict], None] | None = None, **options) -> pd.DataFrame:
+    """Train ``model`` (an :class:`~workbench.rqvae.RQVAE` or any module whose ``forward(x, weights)`` returns
+    ``.total``, ``.losses``, ``.codes`` and which has ``tokenize``, ``reconstruct``, ``K``) on features
+    ``X`` ``(n, F)``; ``weights`` ``(n,)`` are per-item loss weights. Returns the per-epoch history (losses,
+    utilization, entropy per level, collision rate, dead-code resets); ``callback(row)`` sees each row as it
+    is made (for live plots). The model is left on the training device in eval mode."""
+    check_options(TrainConfig, options)
+    cfg = config if config is not None else TrainConfig(**options)
+    seed_everything(cfg.seed)
+    device = get_device(cfg.device)
+    model.to(device)
+    x_all = _as_tensor(X, device)
+    w_all = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32), device=device)
+    _initialise(model, x_all, cfg)
+    optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                             weight_decay=cfg.weight_decay)
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    history = []
+    epochs = range(1, cfg.epochs + 1)
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=type(model).__name__, unit="epoch")
+    for epoch in epochs:
+        model.train()
+        sums: dict[str, float] = {}
+        resets = 0
+        order = torch.randperm(len(x_all), generator=gen).to(device)
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            out = model(x_all[idx], None if w_all is None else w_all[idx])
+            optim.zero_grad(set_to_none=True)
+            out.total.backward()
+            optim.step()
+            for name, value in {**out.losses, "total": out.total}.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
+            resets += sum(_resets(model))
+        row = {"epoch": epoch, **{f"loss_{k}": v / len(x_all) for k, v in sums.items()}, "dead_code_resets": resets}
+        if epoch % cfg.health_every == 0 or epoch == cfg.epochs:
+            row.update(_health_row(model, X))
+        history.append(row)
+        if callback is not None:
+            callback(row)
+        if cfg.progress:
+            epochs.set_postfix(loss=f"{row['loss_total']:.4f}", util=f"{row.get('utilization', float('nan')):.2f}")
+    model.eval()
+    return pd.DataFrame(history).set_index("epoch")
+
+
+def _quantizers(model) -> list:
+    from .quantizers import ResidualQuantizer
+
+    return [m for m in model.modules() if isinstance(m, ResidualQuantizer)]
+
+
+def _resets(model) -> list[int]:
+    return [n for q in _quantizers(model) for n in q.last_resets]
+
+
+@torch.no_grad()
+def _initialise(model, x_all: torch.Tensor, cfg: TrainConfig) -> None:
+    """k-means initialisation of every un-initialised quantizer from a sample of the catalogue."""
+    if hasattr(model, "initialise"):
+        model.initialise(x_all[:cfg.kmeans_sample])
+        return
+    for q in _quantizers(model):
+        if not bool(q.initialized) and hasattr(model, "encoder"):
+            gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+            sample = torch.randperm(len(x_all), generator=gen)[:cfg.kmeans_sample].to(x_all.device)
+            model.eval()
+            q.init_from_data(model.encoder(x_all[sample]), seed=cfg.seed)
+
+
+def _health_row(model, X: np.ndarray) -> dict:
+    codes = model.tokenize(X)
+    row = health_summary(codes, model.K, X, model.reconstruct(X))
+    levels = level_health(codes, model.K)
+    for level, values in levels.iterrows():
+        row[f"utilization_l{level}"] = values["utilization"]
+        row[f"entropy_l{level}"] = values["entropy_bits"]
+    return row
