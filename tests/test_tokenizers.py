@@ -185,3 +185,86 @@ def test_rqvae_recovers_planted_category(estimator):
     assert scores.loc[(1, "category"), "purity"] > 0.45
     assert history["loss_recon"].iloc[-1] < history["loss_recon"].iloc[0]
     assert {"utilization", "entropy_l1", "collision_rate", "dead_code_resets"} <= set(history.columns)
+
+
+# --------------------------------------------------------------------------------------------- semantic ids
+def test_dedup_level_and_inverse():
+    from workbench.semantic_ids import SemanticIds, add_dedup_level, collision_report
+
+    codes = np.array([[0, 1], [0, 1], [2, 3], [0, 1], [2, 0]])
+    before = collision_report(codes)
+    assert before["collision_rate"] == pytest.approx(3 / 5) and before["max_items_per_id"] == 3
+    fixed = add_dedup_level(codes)
+    assert fixed[:, 2].tolist() == [0, 1, 0, 2, 0]
+    assert collision_report(fixed)["unique_fraction"] == 1.0
+    ids = SemanticIds(fixed)
+    np.testing.assert_array_equal(ids.lookup(fixed), np.arange(5))  # exact inverse
+    assert ids.lookup(np.array([[9, 9, 9], [0, 1, 3]])).tolist() == [-1, -1]
+    with pytest.raises(ValueError, match="collide"):
+        SemanticIds(codes)
+
+
+def test_sinkhorn_reassignment_is_unique_and_minimal():
+    from workbench.semantic_ids import SemanticIds, reassign_last_level, sinkhorn
+
+    rng = np.random.default_rng(0)
+    plan = sinkhorn(rng.random((12, 4)))
+    np.testing.assert_allclose(plan.sum(1), 1 / 12, atol=1e-6)  # balanced: items and codes each get equal mass
+    np.testing.assert_allclose(plan.sum(0), 1 / 4, atol=1e-6)
+    codes = np.array([[0, 1], [0, 1], [0, 2], [1, 1], [1, 1], [1, 1], [2, 0]])
+    cost = rng.random((7, 4))
+    cost[1, 1] = -1.0  # item 1 is the cheapest holder of (0, 1): it stays, item 0 moves
+    fixed = reassign_last_level(codes, cost)
+    assert len(np.unique(fixed, axis=0)) == 7
+    np.testing.assert_array_equal(fixed[:, 0], codes[:, 0])  # prefixes kept
+    assert fixed[1].tolist() == [0, 1] and fixed[2].tolist() == [0, 2] and fixed[6].tolist() == [2, 0]
+    assert fixed[0, 1] not in (1, 2)
+    np.testing.assert_array_equal(SemanticIds(fixed).lookup(fixed), np.arange(7))
+    with pytest.raises(ValueError, match="only K=2 codes"):
+        reassign_last_level(np.array([[0, 0]] * 3), rng.random((3, 2)))
+
+
+# ------------------------------------------------------------------------------------- k-means quantizers
+def _anisotropic(n=600, F=8, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, F)) * np.linspace(4, 0.2, F)  # a few strong directions
+    Q, _ = np.linalg.qr(rng.normal(size=(F, F)))
+    return (Z @ Q).astype(np.float32)  # correlated dimensions: a rotation helps PQ
+
+
+def _fitted(name):
+    from workbench.kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
+
+    X = _anisotropic()
+    if name == "rqvae":
+        torch.manual_seed(0)
+        model = RQVAE(8, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
+        fit_tokenizer(model, X, epochs=2, batch_size=128, progress=False)
+        return model, X
+    cls = {"rqkmeans": RQKMeans, "pq": ProductQuantizer, "opq": OPQ}[name]
+    return cls(K=8, L=2, seed=0).fit(X), X
+
+
+@pytest.mark.parametrize("name", ["rqvae", "rqkmeans", "pq", "opq"])
+def test_tokenizer_contract(name):
+    model, X = _fitted(name)
+    codes = model.tokenize(X)
+    assert codes.shape == (len(X), model.L) and codes.dtype == np.int64
+    assert codes.min() >= 0 and codes.max() < model.K
+    X_hat = model.reconstruct(X)
+    assert X_hat.shape == X.shape and np.isfinite(X_hat).all()
+    assert ((X - X_hat) ** 2).mean() < (X**2).mean()  # better than predicting zero
+    again, _ = _fitted(name)
+    np.testing.assert_array_equal(again.tokenize(X), codes)  # deterministic under a seed
+
+
+def test_rqkmeans_levels_reduce_error_and_opq_beats_pq():
+    from workbench.kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
+
+    X = _anisotropic()
+    err = [((X - RQKMeans(K=8, L=L).fit(X).reconstruct(X)) ** 2).mean() for L in (1, 2, 3)]
+    assert err[0] > err[1] > err[2]
+    pq = ((X - ProductQuantizer(K=8, L=4).fit(X).reconstruct(X)) ** 2).mean()
+    opq = OPQ(K=8, L=4, n_iter=8).fit(X)
+    assert ((X - opq.reconstruct(X)) ** 2).mean() < pq
+    np.testing.assert_allclose(opq.rotation_ @ opq.rotation_.T, np.eye(8), atol=1e-4)  # a rotation
