@@ -9,7 +9,10 @@ import torch
 
 from workbench.health import (attribute_purity, attribute_scores, code_usage, collision_rate, health_summary,
                               level_entropy, level_health, unique_fraction)
-from workbench.quantizers import QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto
+from workbench.mmq import MMQTokenizer
+from workbench.modalities import ModalitySeparated, fuse_modalities, modality_slices
+from workbench.quantizers import (QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto,
+                                  soft_index)
 from workbench.regularizers import diversity_loss, orthogonal_loss, sparsity_kl, weighted_mean
 from workbench.rqvae import RQVAE, RQVAEConfig
 from workbench.training import fit_tokenizer
@@ -39,8 +42,9 @@ def test_quantizer_contract(options):
     codes = q.encode(z)
     torch.testing.assert_close(codes, out.codes)
     torch.testing.assert_close(q.decode(codes), out.quantized, atol=1e-5, rtol=1e-5)  # decode(encode) = forward
-    # the first residual norm is the input norm
-    torch.testing.assert_close(out.residual_norms[:, 0], z.norm(dim=-1))
+    # the first residual norm is the input norm (1 for cosine lookup, which quantizes the direction)
+    first = torch.ones(64) if options["distance"] == "cosine" else z.norm(dim=-1)
+    torch.testing.assert_close(out.residual_norms[:, 0], first)
     # determinism under a seed
     again = make_quantizer(**options)
     again.train()
@@ -236,16 +240,27 @@ def _fitted(name):
     from workbench.kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
 
     X = _anisotropic()
+    torch.manual_seed(0)
     if name == "rqvae":
-        torch.manual_seed(0)
         model = RQVAE(8, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
         fit_tokenizer(model, X, epochs=2, batch_size=128, progress=False)
         return model, X
+    if name == "mmq":
+        model = MMQTokenizer({"a": 5, "b": 3}, D=4, K=8, hidden=16, n_shared=1, n_specific=2)
+        fit_tokenizer(model, X, epochs=2, batch_size=128, progress=False)
+        return model, X
+    if name == "separated":
+        parts = {}
+        for m, cols in modality_slices({"a": 5, "b": 3}).items():
+            part = RQVAE(cols.stop - cols.start, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
+            fit_tokenizer(part, X[:, cols], epochs=2, batch_size=128, progress=False)
+            parts[m] = (part, cols)
+        return ModalitySeparated(parts), X
     cls = {"rqkmeans": RQKMeans, "pq": ProductQuantizer, "opq": OPQ}[name]
     return cls(K=8, L=2, seed=0).fit(X), X
 
 
-@pytest.mark.parametrize("name", ["rqvae", "rqkmeans", "pq", "opq"])
+@pytest.mark.parametrize("name", ["rqvae", "mmq", "separated", "rqkmeans", "pq", "opq"])
 def test_tokenizer_contract(name):
     model, X = _fitted(name)
     codes = model.tokenize(X)
@@ -268,3 +283,61 @@ def test_rqkmeans_levels_reduce_error_and_opq_beats_pq():
     opq = OPQ(K=8, L=4, n_iter=8).fit(X)
     assert ((X - opq.reconstruct(X)) ** 2).mean() < pq
     np.testing.assert_allclose(opq.rotation_ @ opq.rotation_.T, np.eye(8), atol=1e-4)  # a rotation
+
+
+# ------------------------------------------------------------------------------------------------------ MMQ
+def test_mmq_structure_gates_and_gradients():
+    torch.manual_seed(0)
+    model = MMQTokenizer({"text": 6, "image": 10}, D=4, K=8, hidden=8)  # paper defaults: N_s = N_t = N_v = 2
+    assert model.L == 6 and len(model.quantizers) == 6
+    x = torch.randn(32, 16)
+    model.initialise(x)
+    out = model(x)
+    assert out.codes.shape == (32, 6) and out.reconstruction.shape == (32, 16)
+    for g in out.gates.values():
+        torch.testing.assert_close(g.sum(1), torch.ones(32))  # softmax gates (eq. 5-6)
+    assert {"recon", "aux", "commitment", "codebook", "ortho"} == set(out.losses)
+    out.losses["recon"].backward()
+    assert model.shared[0][0].weight.grad.abs().sum() > 0  # reaches shared experts through the STE
+    assert model.gates["image"][0].weight.grad.abs().sum() > 0  # and the gates
+
+
+def test_mmq_orthogonal_penalty():
+    torch.manual_seed(0)
+    model = MMQTokenizer({"text": 3, "image": 3}, D=2, K=4, hidden=3, n_shared=2, n_specific=2)
+    groups = [model.shared, model.specific["text"], model.specific["image"]]
+    with torch.no_grad():
+        for group in groups:
+            for k, expert in enumerate(group):
+                w = torch.zeros_like(expert[0].weight)
+                w.view(-1)[k] = 1.0  # orthonormal flattened weights within each group
+                expert[0].weight.copy_(w)
+    assert model.orthogonal_penalty().item() == pytest.approx(0.0)
+    with torch.no_grad():
+        model.shared[1][0].weight.copy_(model.shared[0][0].weight)  # duplicated experts
+    assert model.orthogonal_penalty().item() == pytest.approx(2.0)
+
+
+def test_soft_index_straight_through():
+    z = torch.tensor([[1.0, 0.1], [0.0, 1.0]], requires_grad=True)
+    book = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], requires_grad=True)
+    out = soft_index(z, book, tau=0.5)
+    assert out.hard.tolist() == [0, 1]
+    torch.testing.assert_close(out.ind, torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]))  # hard forward
+    table = torch.randn(3, 5)
+    (out.ind @ table).sum().backward()
+    assert z.grad.abs().sum() > 0 and book.grad.abs().sum() > 0  # soft backward
+    sharp = soft_index(z.detach(), book.detach(), tau=0.05).soft
+    assert sharp.max(1).values.min() > out.soft.max(1).values.min()
+    with pytest.raises(ValueError):
+        soft_index(z, book, tau=0.0)
+
+
+def test_fuse_modalities():
+    feats = {"a": np.random.rand(10, 3) * 50, "b": np.random.rand(10, 2)}
+    fused = fuse_modalities(feats, ["b", "a"])
+    assert fused.shape == (10, 5)
+    np.testing.assert_allclose(fused.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(fused.std(0), 1, atol=1e-3)
+    with pytest.raises(KeyError, match="unknown modality"):
+        fuse_modalities(feats, ["c"])

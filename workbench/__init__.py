@@ -7,16 +7,21 @@ from .config import PROFILES, configure, get_profile
 from .health import (attribute_purity, attribute_scores, code_usage, collision_rate, health_summary, level_entropy,
                      level_health, unique_fraction)
 from .dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
+from .kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
 from .loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
 from .metrics import (DotScorer, EarlyStopping, RankingReport, auc, bootstrap_ci, dot_scores, evaluate_ranking,
                       evaluate_split, gauc, paired_test)
+from .mmq import MMQConfig, MMQOutput, MMQTokenizer
+from .modalities import ModalitySeparated, fuse_modalities, modality_slices, standardize
 from .paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
 from .plots import (plot_degree_distribution, plot_embedding_map, plot_item_grid, plot_stratum_metrics,
                     project_2d)
-from .quantizers import QuantizerConfig, QuantizerOutput, ResidualQuantizer, kmeans, nearest_code, rotate_onto
+from .quantizers import (QuantizerConfig, QuantizerOutput, ResidualQuantizer, SoftIndex, kmeans, nearest_code,
+                         rotate_onto, soft_index)
 from .recommender import PopularityRecommender, RandomRecommender, Recommendation, Recommender
 from .regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
-from .rqvae import RQVAE, RQVAEConfig, RQVAEOutput
+from .rqvae import RQVAE, RQVAEConfig, RQVAEOutput, TokenizerModule
+from .semantic_ids import SemanticIds, add_dedup_level, collision_report, reassign_last_level, sinkhorn
 from .runtime import get_device, seed_everything
 from .splits import leave_one_out, random_split, temporal_split
 from .strata import cold_mask, degree_strata, popularity_quartiles

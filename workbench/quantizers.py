@@ -4,8 +4,9 @@
 ``l`` picks the code nearest to the current residual (MoToRec eq. 3, L2; or MMQ eq. 7, cosine), and the
 residual moves on (eq. 4). Options, each a separate small function below:
 
-* lookup: ``"l2"`` (squared Euclidean) or ``"cosine"`` (argmax cosine; the code vector itself is used, so only
-  the assignment depends on angle, as in MMQ eq. 7-8);
+* lookup: ``"l2"`` (squared Euclidean) or ``"cosine"`` (MMQ eq. 7-8: the input is L2-normalised, each level
+  picks the code of largest cosine with its residual, and the code vector itself is the quantized value, so
+  ``decode(codes)`` is exact; normalising the input keeps latents from drifting in norm away from the codes);
 * gradient estimator: ``"ste"`` (straight-through: ``z + sg(z_q - z)``) or ``"rotation"`` (the rotation trick of
   Fifty et al. 2024: the residual is rotated and rescaled onto its code, gradients pass through the rotation);
 * codebook learning: gradient (codebook loss ``||sg(r) - q||^2``) or EMA updates (``ema=True``);
@@ -136,10 +137,14 @@ class ResidualQuantizer(nn.Module):
         self.last_resets = [0] * c.L
 
     # ------------------------------------------------------------------------------------------- lookup
+    def _prepare(self, z: torch.Tensor) -> torch.Tensor:
+        """The vector that is quantized: ``z`` itself (L2), or its direction (cosine)."""
+        return F.normalize(z, dim=-1) if self.config.distance == "cosine" else z
+
     @torch.no_grad()
     def init_from_data(self, z: torch.Tensor, seed: int = 0) -> None:
         """k-means initialisation: level ``l``'s codebook = k-means of the residuals left by levels ``< l``."""
-        residual = z.detach()
+        residual = self._prepare(z.detach())
         for level in range(self.config.L):
             centres = kmeans(residual, self.config.K, self.config.kmeans_iters, seed=seed + level)
             self.codebooks.data[level] = centres
@@ -152,7 +157,7 @@ class ResidualQuantizer(nn.Module):
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, L)`` of latents ``z`` ``(B, D)`` (no gradient, no state change)."""
-        residual = z
+        residual = self._prepare(z)
         codes = []
         for level in range(self.config.L):
             idx = nearest_code(residual, self.codebooks[level], self.config.distance)
@@ -171,6 +176,7 @@ class ResidualQuantizer(nn.Module):
         c = self.config
         if self.training and not bool(self.initialized):
             self.init_from_data(z)
+        z = self._prepare(z)
         residual = z
         codes, norms, chosen, rotated = [], [], [], []
         commitment = z.new_zeros(len(z))  # per item, summed over levels
@@ -225,3 +231,26 @@ class ResidualQuantizer(nn.Module):
                     self.ema_sum[level, dead] = residual[pick]
                     self.ema_size[level, dead] = 1.0
                 self.last_resets[level] = n_dead
+
+
+class SoftIndex(NamedTuple):
+    """``ind`` ``(B, K)``: one-hot in the forward pass, softmax gradient in the backward pass (MMQ eq. 18);
+    ``hard`` ``(B,)`` the chosen code (eq. 17); ``soft`` ``(B, K)`` the tempered softmax (eq. 16)."""
+
+    ind: torch.Tensor
+    hard: torch.Tensor
+    soft: torch.Tensor
+
+
+def soft_index(z: torch.Tensor, codebook: torch.Tensor, tau: float = 1.0) -> SoftIndex:
+    """Soft-index straight-through lookup (MMQ eq. 15-18, after IBQ): cosine logits of ``z`` ``(B, D)``
+    against ``codebook`` ``(K, D)``, ``softmax(p / tau)``, hard argmax forward, soft gradient backward.
+    ``ind @ table`` then looks up a downstream embedding ``table`` ``(K, E)`` with gradients reaching ``z`` and
+    the codebook (behavior-aware fine-tuning)."""
+    if tau <= 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    logits = F.normalize(z, dim=-1) @ F.normalize(codebook, dim=-1).T  # eq. 15
+    soft = torch.softmax(logits / tau, dim=-1)  # eq. 16
+    hard = logits.argmax(-1)  # eq. 17
+    one_hot = F.one_hot(hard, codebook.shape[0]).to(soft.dtype)
+    return SoftIndex(soft + (one_hot - soft).detach(), hard, soft)  # eq. 18

@@ -59,7 +59,38 @@ def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class RQVAE(nn.Module):
+class TokenizerModule(nn.Module):
+    """Numpy conveniences shared by the neural tokenizers. Subclasses implement ``codes_of(x)`` ``(B, L)``,
+    ``reconstruction_of(x)`` ``(B, F)``, ``latent_of(x)`` and ``initialise(x_sample)``, and set ``K``, ``L``."""
+
+    @torch.no_grad()
+    def tokenize(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Codes ``(n, L)`` int64 of features ``X`` ``(n, F)`` (eval mode, batched)."""
+        return self._batched(X, batch_size, self.codes_of).astype(np.int64)
+
+    @torch.no_grad()
+    def reconstruct(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Reconstruction ``(n, F)`` of features ``X`` through their codes."""
+        return self._batched(X, batch_size, self.reconstruction_of)
+
+    @torch.no_grad()
+    def latents(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Continuous latent ``(n, D)`` before quantization."""
+        return self._batched(X, batch_size, self.latent_of)
+
+    def _batched(self, X: np.ndarray, batch_size: int, fn) -> np.ndarray:
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        try:
+            parts = [fn(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device)).cpu().numpy()
+                     for i in range(0, len(X), batch_size)]
+        finally:
+            self.train(was_training)
+        return np.concatenate(parts)
+
+
+class RQVAE(TokenizerModule):
     """Encoder ``F -> hidden -> D``, residual quantizer, decoder ``D -> reversed(hidden) -> F``."""
 
     def __init__(self, input_dim: int, config: RQVAEConfig | None = None, **options):
@@ -111,29 +142,21 @@ class RQVAE(nn.Module):
             residual = residual - books[level, codes[:, level]].detach()
         return probs
 
-    # ------------------------------------------------------------------------------ numpy conveniences
+    # ------------------------------------------------------------------------------- tokenizer contract
     @torch.no_grad()
-    def tokenize(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Codes ``(n, L)`` int64 of features ``X`` ``(n, F)`` (eval mode, batched)."""
-        return self._batched(X, batch_size, lambda x: self.quantizer.encode(self.encoder(x))).astype(np.int64)
-
-    @torch.no_grad()
-    def reconstruct(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Decoder output ``(n, F)`` for features ``X`` through their codes."""
-        return self._batched(X, batch_size, lambda x: self.decoder(self.quantizer.decode(self.quantizer.encode(self.encoder(x)))))
-
-    @torch.no_grad()
-    def latents(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Encoder output ``z`` ``(n, D)``."""
-        return self._batched(X, batch_size, self.encoder)
-
-    def _batched(self, X: np.ndarray, batch_size: int, fn) -> np.ndarray:
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        try:
-            parts = [fn(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device)).cpu().numpy()
-                     for i in range(0, len(X), batch_size)]
-        finally:
+    def initialise(self, x: torch.Tensor, seed: int = 0) -> None:
+        """k-means initialisation of the codebooks from the encoder outputs of a sample ``x`` ``(n, F)``."""
+        if not bool(self.quantizer.initialized):
+            was_training = self.training
+            self.eval()
+            self.quantizer.init_from_data(self.encoder(x), seed=seed)
             self.train(was_training)
-        return np.concatenate(parts)
+
+    def codes_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.encode(self.encoder(x))
+
+    def reconstruction_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantizer.decode(self.codes_of(x)))
+
+    def latent_of(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)

@@ -38,8 +38,8 @@ def _as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weights: np.ndarray | None = None,
                   callback: Callable[[dict], None] | None = None, **options) -> pd.DataFrame:
-    """Train ``model`` (an :class:`~workbench.rqvae.RQVAE` or any module whose ``forward(x, weights)`` returns
-    ``.total``, ``.losses``, ``.codes`` and which has ``tokenize``, ``reconstruct``, ``K``) on features
+    """Train ``model`` (a :class:`~workbench.rqvae.TokenizerModule`: RQ-VAE or MMQ, whose ``forward(x, weights)``
+    returns ``.total`` and ``.losses``) on features
     ``X`` ``(n, F)``; ``weights`` ``(n,)`` are per-item loss weights. Returns the per-epoch history (losses,
     utilization, entropy per level, collision rate, dead-code resets); ``callback(row)`` sees each row as it
     is made (for live plots). The model is left on the training device in eval mode."""
@@ -86,28 +86,18 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
     return pd.DataFrame(history).set_index("epoch")
 
 
-def _quantizers(model) -> list:
+def _resets(model) -> list[int]:
     from .quantizers import ResidualQuantizer
 
-    return [m for m in model.modules() if isinstance(m, ResidualQuantizer)]
-
-
-def _resets(model) -> list[int]:
-    return [n for q in _quantizers(model) for n in q.last_resets]
+    return [n for q in model.modules() if isinstance(q, ResidualQuantizer) for n in q.last_resets]
 
 
 @torch.no_grad()
 def _initialise(model, x_all: torch.Tensor, cfg: TrainConfig) -> None:
-    """k-means initialisation of every un-initialised quantizer from a sample of the catalogue."""
-    if hasattr(model, "initialise"):
-        model.initialise(x_all[:cfg.kmeans_sample])
-        return
-    for q in _quantizers(model):
-        if not bool(q.initialized) and hasattr(model, "encoder"):
-            gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-            sample = torch.randperm(len(x_all), generator=gen)[:cfg.kmeans_sample].to(x_all.device)
-            model.eval()
-            q.init_from_data(model.encoder(x_all[sample]), seed=cfg.seed)
+    """k-means initialisation of the model's codebooks from a random sample of the catalogue."""
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+    sample = torch.randperm(len(x_all), generator=gen)[:cfg.kmeans_sample].to(x_all.device)
+    model.initialise(x_all[sample], seed=cfg.seed)
 
 
 def _health_row(model, X: np.ndarray) -> dict:

@@ -1,0 +1,174 @@
+"""The MMQ tokenizer (MMQ section 3.2): modality-shared and modality-specific quantizer experts.
+
+For modalities ``m`` with features ``e_m`` (the paper's text and vision; here any set)::
+
+    z_s,i = E_s,i([e_1, ..., e_M])                  i = 1..N_s        (eq. 2)
+    z_m,i = E_m,i(e_m)                              i = 1..N_m        (eq. 3)
+    g_m   = softmax(MLP_m(e_m) + b_m)                                 (eq. 5-6)
+    z     = sum_i z_s,i + sum_m sum_i g_m,i z_m,i                     (eq. 4)
+    c_e   = argmax_j cos(z_e, C_e[j])  for every expert e             (eq. 7, one codebook per expert)
+    z_q   = sum_i q_s,i + sum_m sum_i g_m,i q_m,i                     (eq. 8)
+    L_recon = ||e - dec(z + sg(z_q - z))||^2                           (eq. 9)
+    L_aux   = sum_m ||e_m - dec_m(sum_i (z_m,i + sg(q_m,i - z_m,i)))||^2   (eq. 10)
+    L_ortho = ortho(shared experts) + sum_m ortho(experts of m)        (eq. 11-13, first-layer weights)
+    L = alpha L_recon + beta L_aux + gamma L_ortho (+ the experts' VQ codebook and commitment terms)   (eq. 14)
+
+The semantic id is the tuple of all experts' codes (length ``N_s + sum_m N_m``), unordered.
+Our readings where the paper is silent: experts are two-layer MLPs and the orthogonality is taken over their
+first-layer weights (eq. 11 names one ``d x d`` matrix per expert); codebooks learn by the usual VQ codebook
+and commitment losses; squared errors are averaged over dimensions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .config import check_options
+from .modalities import modality_slices
+from .quantizers import QuantizerConfig, ResidualQuantizer
+from .regularizers import orthogonal_loss, weighted_mean
+from .rqvae import TokenizerModule, mlp
+
+
+@dataclass(frozen=True)
+class MMQConfig:
+    """MMQ tokenizer settings; defaults follow the paper (N_s = N_t = N_v = 2, alpha 12, beta 10, gamma 0.005)."""
+
+    D: int = 64                 # latent size of every expert
+    K: int = 256                # codes per expert codebook (the paper: 100 on Amazon, 3,000 industrial)
+    n_shared: int = 2
+    n_specific: int = 2         # experts per modality
+    hidden: int = 256
+    alpha: float = 12.0
+    beta: float = 10.0
+    gamma: float = 0.005
+    commitment: float = 0.25
+    dead_code_threshold: float = 0.0
+
+
+class MMQOutput(NamedTuple):
+    """codes ``(B, N_s + sum N_m)``; reconstruction ``(B, F)``; fused latent ``z`` and quantized ``z_q``
+    ``(B, D)``; gates: modality -> ``(B, N_m)``; losses: name -> scalar; total: scalar."""
+
+    codes: torch.Tensor
+    reconstruction: torch.Tensor
+    latent: torch.Tensor
+    quantized: torch.Tensor
+    gates: dict[str, torch.Tensor]
+    losses: dict[str, torch.Tensor]
+    total: torch.Tensor
+
+
+class MMQTokenizer(TokenizerModule):
+    """Shared and specific experts over modalities ``modality_dims`` (name -> feature size, in the column order
+    of the concatenated input)."""
+
+    def __init__(self, modality_dims: dict[str, int], config: MMQConfig | None = None, **options):
+        super().__init__()
+        check_options(MMQConfig, options)
+        self.config = c = config if config is not None else MMQConfig(**options)
+        if not modality_dims:
+            raise ValueError("MMQTokenizer needs at least one modality")
+        self.modality_dims = dict(modality_dims)
+        self.slices = modality_slices(self.modality_dims)
+        total = sum(self.modality_dims.values())
+        self.shared = nn.ModuleList([mlp([total, c.hidden, c.D]) for _ in range(c.n_shared)])
+        self.specific = nn.ModuleDict({m: nn.ModuleList([mlp([d, c.hidden, c.D]) for _ in range(c.n_specific)])
+                                       for m, d in self.modality_dims.items()})
+        self.gates = nn.ModuleDict({m: mlp([d, c.hidden, c.n_specific]) for m, d in self.modality_dims.items()})
+        qcfg = QuantizerConfig(D=c.D, L=1, K=c.K, distance="cosine", beta=c.commitment,
+                               dead_code_threshold=c.dead_code_threshold)
+        self.quantizers = nn.ModuleList([ResidualQuantizer(qcfg) for _ in range(self.n_experts)])
+        self.decoder = mlp([c.D, c.hidden, total])
+        self.aux_decoders = nn.ModuleDict({m: mlp([c.D, c.hidden, d]) for m, d in self.modality_dims.items()})
+
+    @property
+    def n_experts(self) -> int:
+        return self.config.n_shared + self.config.n_specific * len(self.modality_dims)
+
+    @property
+    def K(self) -> int:
+        return self.config.K
+
+    @property
+    def L(self) -> int:
+        return self.n_experts
+
+    def _experts(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Expert latents in code order (shared, then each modality's) ``[(B, D)]`` and gates ``(B, N_m)``."""
+        latents = [expert(x) for expert in self.shared]
+        gates = {}
+        for m, experts in self.specific.items():
+            e_m = x[:, self.slices[m]]
+            latents += [expert(e_m) for expert in experts]
+            gates[m] = torch.softmax(self.gates[m](e_m), dim=-1)  # eq. 5-6 (the last layer's bias is b_m)
+        return latents, gates
+
+    def _fuse(self, parts: list[torch.Tensor], gates: dict[str, torch.Tensor]) -> torch.Tensor:
+        """eq. 4 / eq. 8: shared parts summed, specific parts weighted by their modality's gates."""
+        n_s, n_m = self.config.n_shared, self.config.n_specific
+        fused = torch.stack(parts[:n_s]).sum(0) if n_s else torch.zeros_like(parts[0])
+        for k, m in enumerate(self.specific):
+            block = torch.stack(parts[n_s + k * n_m:n_s + (k + 1) * n_m], dim=1)  # (B, N_m, D)
+            fused = fused + (gates[m][..., None] * block).sum(1)
+        return fused
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> MMQOutput:
+        """``x`` ``(B, F)``: the modalities concatenated in ``modality_dims`` order."""
+        c = self.config
+        latents, gates = self._experts(x)
+        outs = [q(z) for q, z in zip(self.quantizers, latents)]
+        codes = torch.cat([o.codes for o in outs], dim=1)
+        chosen = [o.quantized for o in outs]  # straight-through per expert: z + sg(q - z)
+        z = self._fuse(latents, gates)
+        z_q = self._fuse(chosen, gates)  # forward value: the chosen codes (eq. 8)
+        recon = self.decoder(z + (z_q - z).detach())  # eq. 9
+        per_item = {"recon": c.alpha * ((x - recon) ** 2).mean(-1)}
+        aux = torch.zeros(len(x), device=x.device)
+        for k, m in enumerate(self.specific):  # eq. 10
+            part = torch.stack(chosen[c.n_shared + k * c.n_specific:c.n_shared + (k + 1) * c.n_specific]).sum(0)
+            aux = aux + ((x[:, self.slices[m]] - self.aux_decoders[m](part)) ** 2).mean(-1)
+        per_item["aux"] = c.beta * aux
+        per_item["commitment"] = torch.stack([o.losses["commitment"] for o in outs]).sum(0)
+        per_item["codebook"] = torch.stack([o.losses["codebook"] for o in outs]).sum(0)
+        losses = {name: weighted_mean(v, weights) for name, v in per_item.items()}
+        losses["ortho"] = c.gamma * self.orthogonal_penalty()
+        total = torch.stack(list(losses.values())).sum()
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"MMQ loss is {total.item()}: training diverged; lower the learning rate")
+        return MMQOutput(codes, recon, z, z_q, gates, losses, total)
+
+    def orthogonal_penalty(self) -> torch.Tensor:
+        """eq. 11-13 over the experts' first-layer weights (shared group + each modality's group)."""
+        groups = [list(self.shared)] + [list(experts) for experts in self.specific.values()]
+        terms = [orthogonal_loss([e[0].weight for e in g]) for g in groups if len(g) > 1]
+        return torch.stack(terms).sum() if terms else torch.zeros(())
+
+    # ------------------------------------------------------------------------------- tokenizer contract
+    @torch.no_grad()
+    def initialise(self, x: torch.Tensor, seed: int = 0) -> None:
+        """k-means initialisation of every expert's codebook from its latents on a sample ``x``."""
+        was_training = self.training
+        self.eval()
+        latents, _ = self._experts(x)
+        for k, (q, z) in enumerate(zip(self.quantizers, latents)):
+            if not bool(q.initialized):
+                q.init_from_data(z, seed=seed + k)
+        self.train(was_training)
+
+    def codes_of(self, x: torch.Tensor) -> torch.Tensor:
+        latents, _ = self._experts(x)
+        return torch.cat([q.encode(z) for q, z in zip(self.quantizers, latents)], dim=1)
+
+    def reconstruction_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Decoder output from the quantized fused vector ``z_q`` (eq. 8)."""
+        latents, gates = self._experts(x)
+        parts = [q.decode(q.encode(z)) for q, z in zip(self.quantizers, latents)]
+        return self.decoder(self._fuse(parts, gates))
+
+    def latent_of(self, x: torch.Tensor) -> torch.Tensor:
+        latents, gates = self._experts(x)
+        return self._fuse(latents, gates)
