@@ -341,3 +341,52 @@ def test_fuse_modalities():
     np.testing.assert_allclose(fused.std(0), 1, atol=1e-3)
     with pytest.raises(KeyError, match="unknown modality"):
         fuse_modalities(feats, ["c"])
+
+
+# ------------------------------------------------------------------------------------- lab helpers, bench
+def test_compare_and_case_study():
+    from workbench.health import code_case_study, compare_tokenizers
+    from workbench.kmeans_quantizers import RQKMeans
+
+    X = _anisotropic()
+    table = compare_tokenizers({"a": RQKMeans(K=8, L=1).fit(X), "b": RQKMeans(K=8, L=2).fit(X)}, X)
+    assert list(table.index) == ["a", "b"] and table.loc["b", "recon_mse"] < table.loc["a", "recon_mse"]
+    import pandas as pd
+
+    attrs = pd.DataFrame({"colour": ["red"] * 4 + ["blue"] * 4, "size": ["s", "m"] * 4})
+    codes = np.array([[0], [0], [0], [0], [1], [1], [1], [2]])
+    case = code_case_study(codes, attrs, level=1, min_items=2)
+    assert case["code"].tolist() == [0, 1]  # code 2 has too few items
+    assert case.loc[0, "value"] == "red" and case.loc[0, "purity"] == 1.0
+
+
+def test_lab_presets_and_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from workbench.plots import plot_code_map, plot_code_usage, plot_training_curves
+    from workbench.training import lab_config
+
+    assert lab_config("smoke").K < lab_config("default").K <= lab_config("paper").K
+    codes = np.random.default_rng(0).integers(0, 8, (50, 2))
+    assert plot_code_usage(codes, 8) is not None
+    assert plot_code_map(np.random.rand(50, 2), codes[:, 0], top=3) is not None
+    import pandas as pd
+
+    h = pd.DataFrame({"loss_total": [2.0, 1.0]}, index=pd.Index([1, 2], name="epoch"))
+    assert plot_training_curves(h, ["loss_total"]) is not None
+
+
+@pytest.mark.slow
+def test_bench_tokenizer_small():
+    pytest.importorskip("vector_quantize_pytorch")
+    from workbench.bench import bench_tokenizer
+
+    out = bench_tokenizer(epochs=2, batch_size=64, D=8, L=2, K=16, sets=["clustered_300x32"], n_items=300, dim=32)
+    row = out["sets"]["clustered_300x32"]
+    for who in ("ours", "theirs"):
+        assert row[who]["items_per_s"] > 0 and len(row[who]["entropy_bits"]) == 2
+        assert 0 <= row[who]["collision_rate"] <= 1
+    assert row["throughput_ratio"] > 0
+    with pytest.raises(ValueError, match="unknown feature set"):
+        bench_tokenizer(sets=["nope"])

@@ -4,8 +4,8 @@ This module only re-exports the public names that notebooks use; each lives in t
 concept (see README.md for the map).
 """
 from .config import PROFILES, configure, get_profile
-from .health import (attribute_purity, attribute_scores, code_usage, collision_rate, health_summary, level_entropy,
-                     level_health, unique_fraction)
+from .health import (attribute_purity, attribute_scores, code_case_study, code_usage, collision_rate,
+                     compare_tokenizers, health_summary, level_entropy, level_health, unique_fraction)
 from .dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
 from .kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
 from .loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
@@ -14,8 +14,8 @@ from .metrics import (DotScorer, EarlyStopping, RankingReport, auc, bootstrap_ci
 from .mmq import MMQConfig, MMQOutput, MMQTokenizer
 from .modalities import ModalitySeparated, fuse_modalities, modality_slices, standardize
 from .paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
-from .plots import (plot_degree_distribution, plot_embedding_map, plot_item_grid, plot_stratum_metrics,
-                    project_2d)
+from .plots import (LiveCurves, plot_code_map, plot_code_usage, plot_degree_distribution, plot_embedding_map, plot_item_grid,
+                    plot_stratum_metrics, plot_training_curves, project_2d)
 from .quantizers import (QuantizerConfig, QuantizerOutput, ResidualQuantizer, SoftIndex, kmeans, nearest_code,
                          rotate_onto, soft_index)
 from .recommender import PopularityRecommender, RandomRecommender, Recommendation, Recommender
@@ -26,6 +26,6 @@ from .runtime import get_device, seed_everything
 from .splits import leave_one_out, random_split, temporal_split
 from .strata import cold_mask, degree_strata, popularity_quartiles
 from .synthetic import CatalogueConfig, catalogue_config, load_synthetic, make_catalogue
-from .training import TrainConfig, fit_tokenizer
+from .training import LabConfig, TrainConfig, fit_tokenizer, lab_config
 
 __version__ = "0.1.0"

@@ -97,3 +97,37 @@ def attribute_scores(codes: np.ndarray, attributes: pd.DataFrame) -> pd.DataFram
                          "purity": attribute_purity(codes[:, level], labels),
                          "nmi": normalized_mutual_info_score(labels, codes[:, level])})
     return pd.DataFrame(rows).set_index(["level", "attribute"])
+
+
+def compare_tokenizers(tokenizers: dict[str, object], inputs: dict[str, np.ndarray] | np.ndarray) -> pd.DataFrame:
+    """MMQ-Table-1 style comparison: one row per fitted tokenizer with reconstruction error, mean entropy,
+    mean utilization, collision rate and unique-id fraction. ``inputs`` is one feature matrix for all, or a
+    mapping name -> the matrix that tokenizer takes."""
+    rows = {}
+    for name, tok in tokenizers.items():
+        X = inputs[name] if isinstance(inputs, dict) else inputs
+        codes = tok.tokenize(X)
+        rows[name] = {**health_summary(codes, tok.K, X, tok.reconstruct(X)), "L": codes.shape[1], "K": tok.K}
+    cols = ["recon_mse", "entropy_bits", "utilization", "collision_rate", "unique_fraction", "L", "K"]
+    return pd.DataFrame.from_dict(rows, orient="index")[cols]
+
+
+def code_case_study(codes: np.ndarray, attributes: pd.DataFrame, level: int = 1, top: int = 5,
+                    min_items: int = 5) -> pd.DataFrame:
+    """For the ``top`` codes of one level (1-based) with at least ``min_items`` items, the attribute value that
+    best explains each code and its purity (share of the code's items that have it), most specific first."""
+    codes = np.asarray(codes)[:, level - 1]
+    rows = []
+    for code in np.unique(codes):
+        members = attributes[codes == code]
+        if len(members) < min_items:
+            continue
+        shares = {a: members[a].value_counts(normalize=True) for a in attributes.columns}
+        attr = max(shares, key=lambda a: shares[a].iloc[0] - attributes[a].value_counts(normalize=True)
+                   .get(shares[a].index[0], 0.0))  # the value most over-represented relative to its base rate
+        rows.append({"code": int(code), "items": len(members), "attribute": attr,
+                     "value": shares[attr].index[0], "purity": float(shares[attr].iloc[0])})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values(["purity", "items"], ascending=False).head(top).reset_index(drop=True)

@@ -109,3 +109,82 @@ def plot_stratum_metrics(frames: dict[str, pd.DataFrame], metric: str = "recall@
     ax.set_xlabel("stratum (training interactions of the test item)")
     ax.set_title(f"{metric} overall and per stratum")
     return fig
+
+
+def plot_training_curves(history: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
+    """Lines of ``history[columns]`` against the epoch index (e.g. ``fit_tokenizer``'s history)."""
+    fig, ax = _axes(ax, figsize=(6, 3.5))
+    for col in columns:
+        if col in history:
+            ax.plot(history.index, history[col], marker=".", label=col)
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_code_usage(codes: np.ndarray, K: int, ax=None, title: str = ""):
+    """Heatmap ``(L, K)`` of how many items use each code at each level, codes sorted by usage per level."""
+    from .health import code_usage
+
+    fig, ax = _axes(ax, figsize=(8, 0.6 * np.asarray(codes).shape[1] + 1.2))
+    usage = np.sort(code_usage(codes, K), axis=1)[:, ::-1]
+    image = ax.imshow(usage, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_yticks(range(usage.shape[0]), [f"level {i + 1}" for i in range(usage.shape[0])])
+    ax.set_xlabel("codes, most used first")
+    ax.set_title(title or "Items per code")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    return fig
+
+
+def plot_code_map(coords: np.ndarray, codes: np.ndarray, top: int = 10, ax=None, title: str = ""):
+    """2-D map ``(n, 2)`` of latents coloured by code ``(n,)`` (the ``top`` most used codes; the rest grey),
+    with each shown code's centroid marked and labelled."""
+    fig, ax = _axes(ax, figsize=(5.5, 5.5))
+    codes = np.asarray(codes)
+    values, counts = np.unique(codes, return_counts=True)
+    shown = values[np.argsort(-counts)[:top]]
+    rest = ~np.isin(codes, shown)
+    ax.scatter(coords[rest, 0], coords[rest, 1], s=5, color="0.85", label="other codes")
+    for j, code in enumerate(shown):
+        m = codes == code
+        ax.scatter(coords[m, 0], coords[m, 1], s=7, color=f"C{j % 10}", alpha=0.8)
+        cx, cy = coords[m].mean(0)
+        ax.scatter([cx], [cy], marker="X", s=90, color=f"C{j % 10}", edgecolor="black", linewidth=0.8)
+        ax.annotate(str(code), (cx, cy), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or f"Latents coloured by code (top {top}); X = centroid")
+    return fig
+
+
+class LiveCurves:
+    """A ``fit_tokenizer`` callback that redraws training curves in place in a notebook (one figure, updated
+    every ``every`` epochs); outside a notebook it simply keeps the rows.
+
+    >>> live = LiveCurves(["loss_total"], display=False)
+    >>> live({"epoch": 1, "loss_total": 2.0}); live.frame()["loss_total"].tolist()
+    [2.0]
+    """
+
+    def __init__(self, columns: list[str], every: int = 1, title: str = "", display: bool = True):
+        self.columns, self.every, self.title, self.display = columns, every, title, display
+        self.rows: list[dict] = []
+        self._handle = None
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows).set_index("epoch")
+
+    def __call__(self, row: dict) -> None:
+        self.rows.append(row)
+        if not self.display or row["epoch"] % self.every:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = plot_training_curves(self.frame(), self.columns, title=self.title)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)

@@ -130,7 +130,8 @@ class ResidualQuantizer(nn.Module):
         c = self.config
         self.codebooks = nn.Parameter(torch.randn(c.L, c.K, c.D) / c.D**0.5, requires_grad=not c.ema)
         self.register_buffer("initialized", torch.tensor(not c.kmeans_init))
-        self.register_buffer("usage", torch.ones(c.L, c.K))  # running usage per code (EMA of batch counts)
+        # running usage per code (EMA of batch counts); new codes start at the dead-code threshold (a grace period)
+        self.register_buffer("usage", torch.full((c.L, c.K), max(c.dead_code_threshold, 1.0)))
         if c.ema:
             self.register_buffer("ema_size", torch.ones(c.L, c.K))
             self.register_buffer("ema_sum", self.codebooks.data.clone())
@@ -148,10 +149,12 @@ class ResidualQuantizer(nn.Module):
         for level in range(self.config.L):
             centres = kmeans(residual, self.config.K, self.config.kmeans_iters, seed=seed + level)
             self.codebooks.data[level] = centres
+            assign = nearest_code(residual, centres, self.config.distance)
             if self.config.ema:
                 self.ema_sum[level] = centres
                 self.ema_size[level] = 1.0
-            residual = residual - centres[nearest_code(residual, centres, self.config.distance)]
+            residual = residual - centres[assign]
+        self.usage.fill_(max(self.config.dead_code_threshold, 1.0))
         self.initialized.fill_(True)
 
     @torch.no_grad()
@@ -224,7 +227,13 @@ class ResidualQuantizer(nn.Module):
             dead = self.usage[level] < c.dead_code_threshold
             n_dead = int(dead.sum())
             if n_dead:
-                pick = torch.randint(len(residual), (n_dead,), device=residual.device)
+                # distinct batch residuals (two codes reset to the same vector would leave one dead); with more
+                # dead codes than residuals, reset a random subset now and the rest at later steps
+                if n_dead > len(residual):
+                    keep = torch.randperm(n_dead, device=residual.device)[:len(residual)]
+                    dead = torch.zeros_like(dead).index_fill_(0, dead.nonzero().squeeze(1)[keep], True)
+                    n_dead = len(residual)
+                pick = torch.randperm(len(residual), device=residual.device)[:n_dead]
                 self.codebooks.data[level, dead] = residual[pick]
                 self.usage[level, dead] = float(c.dead_code_threshold)  # give new codes a grace period
                 if c.ema:
