@@ -2,6 +2,7 @@
 history of losses and codebook health, CPU or GPU. Graph models get their own loop in a later module."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,7 +43,8 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
     returns ``.total`` and ``.losses``) on features
     ``X`` ``(n, F)``; ``weights`` ``(n,)`` are per-item loss weights. Returns the per-epoch history (losses,
     utilization, entropy per level, collision rate, dead-code resets); ``callback(row)`` sees each row as it
-    is made (for live plots). The model is left on the training device in eval mode."""
+    is made (for live plots); ``seconds`` is each epoch's training time. The model is left on the training
+    device in eval mode."""
     check_options(TrainConfig, options)
     cfg = config if config is not None else TrainConfig(**options)
     seed_everything(cfg.seed)
@@ -64,6 +66,7 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
         model.train()
         sums: dict[str, float] = {}
         resets = 0
+        start_time = time.perf_counter()
         order = torch.randperm(len(x_all), generator=gen).to(device)
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
@@ -74,7 +77,10 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
             for name, value in {**out.losses, "total": out.total}.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
             resets += sum(_resets(model))
-        row = {"epoch": epoch, **{f"loss_{k}": v / len(x_all) for k, v in sums.items()}, "dead_code_resets": resets}
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        row = {"epoch": epoch, **{f"loss_{k}": v / len(x_all) for k, v in sums.items()}, "dead_code_resets": resets,
+               "seconds": time.perf_counter() - start_time}  # training time of the epoch, health excluded
         if epoch % cfg.health_every == 0 or epoch == cfg.epochs:
             row.update(_health_row(model, X))
         history.append(row)
