@@ -44,6 +44,7 @@ test: env
 
 bench: env
 	$(PY) -m workbench.bench eval --json
+	$(PY) -m workbench.bench tokenizer --json
 
 clean-cache:
 	rm -rf data/cache .numba_cache

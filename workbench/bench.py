@@ -90,40 +90,40 @@ def _feature_sets(rng: np.random.Generator, names: list[str] | None, n: int, dim
     return {name: build() for name, build in builders.items() if names is None or name in names}
 
 
-class _TheirRQVAE(torch.nn.Module):
-    """The same MLP encoder/decoder around lucidrains' ResidualVQ (their defaults + the ones named above)."""
+def _their_rqvae(F: int, D: int, L: int, K: int):
+    """The same MLP encoder/decoder around lucidrains' ResidualVQ (their defaults + the ones named above),
+    behind the library's tokenizer contract."""
+    from vector_quantize_pytorch import ResidualVQ
 
-    def __init__(self, F: int, D: int, L: int, K: int):
-        super().__init__()
-        from vector_quantize_pytorch import ResidualVQ
+    from .rqvae import TokenizerModule, mlp
 
-        from .rqvae import mlp
+    class TheirRQVAE(TokenizerModule):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = mlp([F, 512, D]), mlp([D, 512, F])
+            self.rvq = ResidualVQ(dim=D, num_quantizers=L, codebook_size=K, kmeans_init=True,
+                                  threshold_ema_dead_code=2, rotation_trick=True)
+            self.K, self.L = K, L
 
-        self.encoder, self.decoder = mlp([F, 512, D]), mlp([D, 512, F])
-        self.rvq = ResidualVQ(dim=D, num_quantizers=L, codebook_size=K, kmeans_init=True,
-                              threshold_ema_dead_code=2, rotation_trick=True)
-        self.K, self.L = K, L
+        def forward(self, x, weights=None):
+            quantized, codes, commit = self.rvq(self.encoder(x)[:, None, :])
+            recon = self.decoder(quantized[:, 0])
+            losses = {"recon": ((x - recon) ** 2).mean(), "commitment": commit.sum()}
+            return _Out(torch.stack(list(losses.values())).sum(), losses, codes[:, 0])
 
-    def forward(self, x, weights=None):
-        quantized, codes, commit = self.rvq(self.encoder(x)[:, None, :])
-        recon = self.decoder(quantized[:, 0])
-        losses = {"recon": ((x - recon) ** 2).mean(), "commitment": commit.sum()}
-        return _Out(torch.stack(list(losses.values())).sum(), losses, codes[:, 0])
+        def initialise(self, x, seed=0):
+            """Their k-means initialisation runs inside the first training forward pass."""
 
-    def initialise(self, x, seed=0):
-        """Their k-means initialisation runs inside the first training forward pass."""
+        def codes_of(self, x):
+            return self.rvq(self.encoder(x)[:, None, :])[1][:, 0]
 
-    @torch.no_grad()
-    def tokenize(self, X):
-        return self._batched(X, lambda x: self.rvq(self.encoder(x)[:, None, :])[1][:, 0])
+        def reconstruction_of(self, x):
+            return self.decoder(self.rvq(self.encoder(x)[:, None, :])[0][:, 0])
 
-    @torch.no_grad()
-    def reconstruct(self, X):
-        return self._batched(X, lambda x: self.decoder(self.rvq(self.encoder(x)[:, None, :])[0][:, 0]))
+        def latent_of(self, x):
+            return self.encoder(x)
 
-    def _batched(self, X, fn):
-        self.eval()
-        return np.concatenate([fn(torch.as_tensor(X[i:i + 4096])).numpy() for i in range(0, len(X), 4096)])
+    return TheirRQVAE()
 
 
 class _Out(NamedTuple):
@@ -171,7 +171,7 @@ def bench_tokenizer(epochs: int = 6, batch_size: int = 1024, D: int = 64, L: int
         ours = RQVAE(F, RQVAEConfig(hidden=(512,), quantizer=QuantizerConfig(
             D=D, L=L, K=K, estimator="rotation", ema=True, ema_decay=0.8, usage_decay=0.8, dead_code_threshold=2.0)))
         torch.manual_seed(seed)
-        theirs = _TheirRQVAE(F, D, L, K)
+        theirs = _their_rqvae(F, D, L, K)
         row = {"items": len(X), "features": F,
                "ours": _train_and_score(ours, X, epochs, batch_size, seed),
                "theirs": _train_and_score(theirs, X, epochs, batch_size, seed)}
