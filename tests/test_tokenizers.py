@@ -390,3 +390,18 @@ def test_bench_tokenizer_small():
     assert row["throughput_ratio"] > 0
     with pytest.raises(ValueError, match="unknown feature set"):
         bench_tokenizer(sets=["nope"])
+
+
+def test_item_weights_change_the_loss_and_are_checked():
+    torch.manual_seed(0)
+    model = RQVAE(8, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
+    x = torch.randn(6, 8)
+    model.initialise(x)
+    model.eval()
+    plain = model(x).losses["recon"]
+    heavy_first = model(x, torch.tensor([6.0, 0, 0, 0, 0, 0])).losses["recon"]
+    per_item = ((x - model(x).reconstruction) ** 2).mean(-1)
+    assert heavy_first.item() == pytest.approx(per_item[0].item(), rel=1e-5)  # w_i weights item i's loss
+    assert plain.item() == pytest.approx(per_item.mean().item(), rel=1e-5)
+    with pytest.raises(ValueError, match="weights must be"):
+        fit_tokenizer(model, x.numpy(), weights=np.ones(3), epochs=1, progress=False)

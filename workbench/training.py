@@ -51,7 +51,12 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
     device = get_device(cfg.device)
     model.to(device)
     x_all = _as_tensor(X, device)
-    w_all = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32), device=device)
+    w_all = None
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float32)
+        if weights.shape != (len(x_all),) or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ValueError(f"weights must be {len(x_all)} finite non-negative numbers, got shape {weights.shape}")
+        w_all = torch.as_tensor(weights, device=device)
     _initialise(model, x_all, cfg)
     optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                              weight_decay=cfg.weight_decay)
@@ -64,7 +69,7 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
         epochs = tqdm(epochs, desc=type(model).__name__, unit="epoch")
     for epoch in epochs:
         model.train()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # kept as tensors: no device sync per batch
         resets = 0
         start_time = time.perf_counter()
         order = torch.randperm(len(x_all), generator=gen).to(device)
@@ -75,11 +80,12 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
             out.total.backward()
             optim.step()
             for name, value in {**out.losses, "total": out.total}.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach()) * len(idx)
+                sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
             resets += sum(_resets(model))
         if device.type == "cuda":
             torch.cuda.synchronize()
-        row = {"epoch": epoch, **{f"loss_{k}": v / len(x_all) for k, v in sums.items()}, "dead_code_resets": resets,
+        row = {"epoch": epoch, **{f"loss_{k}": float(v) / len(x_all) for k, v in sums.items()},
+               "dead_code_resets": resets,
                "seconds": time.perf_counter() - start_time}  # training time of the epoch, health excluded
         if epoch % cfg.health_every == 0 or epoch == cfg.epochs:
             row.update(_health_row(model, X))
