@@ -388,6 +388,8 @@ def test_bench_tokenizer_small():
         assert row[who]["items_per_s"] > 0 and len(row[who]["entropy_bits"]) == 2
         assert 0 <= row[who]["collision_rate"] <= 1
     assert row["throughput_ratio"] > 0
+    only = out["quantizer_only"]
+    assert len(only["ours"]["entropy_bits"]) == len(only["theirs"]["entropy_bits"]) == 2
     with pytest.raises(ValueError, match="unknown feature set"):
         bench_tokenizer(sets=["nope"])
 
