@@ -188,7 +188,7 @@ def _quantizer_only(D: int, L: int, K: int, epochs: int, batch_size: int, seed: 
     return out
 
 
-def bench_tokenizer(epochs: int = 6, batch_size: int = 1024, D: int = 64, L: int = 4, K: int = 256,
+def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: int = 4, K: int = 256,
                     seed: int = 0, device: str | None = None, repeats: int = 1, sets: list[str] | None = None,
                     n_items: int = 7050, dim: int = 4096) -> dict:
     """Ours vs lucidrains' ResidualVQ on three feature sets (see the module doc), on the CPU. Throughput
