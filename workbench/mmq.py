@@ -15,8 +15,10 @@ For modalities ``m`` with features ``e_m`` (the paper's text and vision; here an
 
 The semantic id is the tuple of all experts' codes (length ``N_s + sum_m N_m``), unordered.
 Our readings where the paper is silent: experts are two-layer MLPs and the orthogonality is taken over their
-first-layer weights (eq. 11 names one ``d x d`` matrix per expert); codebooks learn by the usual VQ codebook
-and commitment losses; squared errors are averaged over dimensions.
+first-layer weights (eq. 11 names one ``d x d`` matrix per expert); each expert's latent is L2-normalised
+before its cosine lookup and the fused ``z`` of eq. 4 and 9 is built from these unit latents (with raw latents
+their norms drifted far from the codes and training diverged); codebooks learn by the usual VQ codebook and
+commitment losses; squared errors are averaged over dimensions.
 """
 from __future__ import annotations
 
@@ -98,14 +100,15 @@ class MMQTokenizer(TokenizerModule):
         return self.n_experts
 
     def _experts(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """Expert latents in code order (shared, then each modality's) ``[(B, D)]`` and gates ``(B, N_m)``."""
+        """Expert latents in code order (shared, then each modality's) ``[(B, D)]``, as their cosine quantizers
+        see them (unit length), and gates ``(B, N_m)``."""
         latents = [expert(x) for expert in self.shared]
         gates = {}
         for m, experts in self.specific.items():
             e_m = x[:, self.slices[m]]
             latents += [expert(e_m) for expert in experts]
             gates[m] = torch.softmax(self.gates[m](e_m), dim=-1)  # eq. 5-6 (the last layer's bias is b_m)
-        return latents, gates
+        return [q.prepare(z) for q, z in zip(self.quantizers, latents)], gates
 
     def _fuse(self, parts: list[torch.Tensor], gates: dict[str, torch.Tensor]) -> torch.Tensor:
         """eq. 4 / eq. 8: shared parts summed, specific parts weighted by their modality's gates."""

@@ -138,14 +138,14 @@ class ResidualQuantizer(nn.Module):
         self.last_resets = [0] * c.L
 
     # ------------------------------------------------------------------------------------------- lookup
-    def _prepare(self, z: torch.Tensor) -> torch.Tensor:
+    def prepare(self, z: torch.Tensor) -> torch.Tensor:
         """The vector that is quantized: ``z`` itself (L2), or its direction (cosine)."""
         return F.normalize(z, dim=-1) if self.config.distance == "cosine" else z
 
     @torch.no_grad()
     def init_from_data(self, z: torch.Tensor, seed: int = 0) -> None:
         """k-means initialisation: level ``l``'s codebook = k-means of the residuals left by levels ``< l``."""
-        residual = self._prepare(z.detach())
+        residual = self.prepare(z.detach())
         for level in range(self.config.L):
             centres = kmeans(residual, self.config.K, self.config.kmeans_iters, seed=seed + level)
             self.codebooks.data[level] = centres
@@ -160,7 +160,7 @@ class ResidualQuantizer(nn.Module):
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, L)`` of latents ``z`` ``(B, D)`` (no gradient, no state change)."""
-        residual = self._prepare(z)
+        residual = self.prepare(z)
         codes = []
         for level in range(self.config.L):
             idx = nearest_code(residual, self.codebooks[level], self.config.distance)
@@ -179,7 +179,7 @@ class ResidualQuantizer(nn.Module):
         c = self.config
         if self.training and not bool(self.initialized):
             self.init_from_data(z)
-        z = self._prepare(z)
+        z = self.prepare(z)
         residual = z
         codes, norms, chosen, rotated = [], [], [], []
         commitment = z.new_zeros(len(z))  # per item, summed over levels
