@@ -153,3 +153,12 @@ def test_atomic_writes_leave_nothing_half_written(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temporary file left
     assert content_hash({"a": 1, "b": 2}) == content_hash({"b": 2, "a": 1})
     assert content_hash(np.arange(3)) != content_hash(np.arange(3.0))
+
+
+def test_resolve_config_rejects_options_beside_a_config():
+    from workbench.config import resolve_config
+
+    with pytest.raises(ValueError, match="not both"):
+        resolve_config(CatalogueConfig, CatalogueConfig(), {"n_users": 5})
+    with pytest.raises(ValueError, match="unknown option"):
+        resolve_config(CatalogueConfig, None, {"n_userz": 5})

@@ -56,6 +56,19 @@ def check_options(cls: type, options: dict[str, Any]) -> None:
         )
 
 
+def resolve_config(cls: type[T], config: T | None, options: dict[str, Any]) -> T:
+    """``config`` if given, else ``cls(**options)``; unknown options, or options beside a config, are errors.
+
+    >>> from workbench.synthetic import CatalogueConfig
+    >>> resolve_config(CatalogueConfig, None, {"n_users": 50}).n_users
+    50
+    """
+    check_options(cls, options)
+    if config is not None and options:
+        raise ValueError(f"pass either a {cls.__name__} or keyword options, not both (got {sorted(options)})")
+    return config if config is not None else cls(**options)
+
+
 def preset(presets: dict[str, T], profile: str | None = None, **changes: Any) -> T:
     """Pick the preset for the active profile from ``presets`` and apply ``changes``."""
     return configure(presets[get_profile(profile)], **changes)

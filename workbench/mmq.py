@@ -28,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .config import check_options
+from .config import resolve_config
 from .modalities import modality_slices
 from .quantizers import QuantizerConfig, ResidualQuantizer
 from .regularizers import orthogonal_loss, weighted_mean
@@ -70,8 +70,7 @@ class MMQTokenizer(TokenizerModule):
 
     def __init__(self, modality_dims: dict[str, int], config: MMQConfig | None = None, **options):
         super().__init__()
-        check_options(MMQConfig, options)
-        self.config = c = config if config is not None else MMQConfig(**options)
+        self.config = c = resolve_config(MMQConfig, config, options)
         if not modality_dims:
             raise ValueError("MMQTokenizer needs at least one modality")
         self.modality_dims = dict(modality_dims)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import check_options
+from .config import resolve_config
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,7 @@ class ResidualQuantizer(nn.Module):
 
     def __init__(self, config: QuantizerConfig | None = None, **options):
         super().__init__()
-        check_options(QuantizerConfig, options)
-        self.config = config if config is not None else QuantizerConfig(**options)
-        if config is not None and options:
-            raise ValueError("pass either a QuantizerConfig or keyword options, not both")
+        self.config = resolve_config(QuantizerConfig, config, options)
         c = self.config
         self.codebooks = nn.Parameter(torch.randn(c.L, c.K, c.D) / c.D**0.5, requires_grad=not c.ema)
         self.register_buffer("initialized", torch.tensor(not c.kmeans_init))

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import check_options
+from .config import resolve_config
 from .quantizers import QuantizerConfig, ResidualQuantizer
 from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
 
@@ -95,8 +95,7 @@ class RQVAE(TokenizerModule):
 
     def __init__(self, input_dim: int, config: RQVAEConfig | None = None, **options):
         super().__init__()
-        check_options(RQVAEConfig, options)
-        self.config = config if config is not None else RQVAEConfig(**options)
+        self.config = resolve_config(RQVAEConfig, config, options)
         c = self.config
         D = c.quantizer.D
         self.input_dim = input_dim

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import check_options
+from .config import resolve_config
 from .health import health_summary, level_health
 from .runtime import get_device, seed_everything
 
@@ -45,8 +45,7 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
     utilization, entropy per level, collision rate, dead-code resets); ``callback(row)`` sees each row as it
     is made (for live plots); ``seconds`` is each epoch's training time. The model is left on the training
     device in eval mode."""
-    check_options(TrainConfig, options)
-    cfg = config if config is not None else TrainConfig(**options)
+    cfg = resolve_config(TrainConfig, config, options)
     seed_everything(cfg.seed)
     device = get_device(cfg.device)
     model.to(device)
