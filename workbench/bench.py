@@ -1,4 +1,9 @@
-"""Benchmarks: ``python -m workbench.bench {eval,tokenizer} --json``.
+"""Benchmarks: ``python -m workbench.bench {eval,tokenizer,graph,baby} --json``.
+
+``graph``: training seconds per epoch of LightGCN, FREEDOM and MoToRec and full-ranking evaluation seconds on a
+synthetic graph of Baby's shape (19,445 users, 7,050 items, 160,792 interactions, 4,096-d image and 384-d text
+features), batch 2048, 64-d embeddings. ``baby``: LightGCN and MF-BPR on the real Baby interactions in
+``../shared/data`` (skipped when absent), L2 weight chosen on validation.
 
 ``eval``: seconds for one full-ranking evaluation (Recall/NDCG@10,20) of Baby's shape: 19,445 users x 7,050
 items, 64-d embeddings, ~120k masked training positives and ~20.5k test positives, at least one per
@@ -219,7 +224,119 @@ def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: in
     return result
 
 
-BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer}
+# -------------------------------------------------------------------------------------------- graph models
+def baby_shaped_dataset(n_users: int = 19445, n_items: int = 7050, n_inter: int = 160_792, dims=(4096, 384),
+                        seed: int = 0):
+    """A synthetic graph of Baby's shape for timing: every user has >= 2 interactions, items follow a Zipf-like
+    popularity, features are clustered Gaussians (64 centres) so the kNN graphs are meaningful; random 8:1:1
+    split. Not for accuracy claims."""
+    import pandas as pd
+
+    from .dataset import RecDataset
+    from .splits import random_split
+
+    rng = np.random.default_rng(seed)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    pop = rng.permutation(pop / pop.sum())
+    users = np.concatenate([np.repeat(np.arange(n_users), 2), rng.integers(0, n_users, 3 * n_inter)])
+    items = rng.choice(n_items, size=len(users), p=pop)
+    flat = pd.unique(users.astype(np.int64) * n_items + items)[:n_inter]
+    inter = pd.DataFrame({"user_id": flat // n_items, "item_id": flat % n_items, "rating": 1.0,
+                          "timestamp": np.arange(len(flat))})
+    centre = rng.integers(0, 64, n_items)
+    feats = {}
+    for name, d in zip(("image", "text"), dims):
+        centres = rng.normal(0, 1, (64, d)).astype(np.float32)
+        feats[name] = centres[centre] + 0.5 * rng.normal(0, 1, (n_items, d)).astype(np.float32)
+    ds = RecDataset("baby-shaped-synthetic", inter, n_users, n_items, feats,
+                    description="SYNTHETIC graph of Baby's shape (timing only)")
+    return ds.with_split(random_split(ds.interactions, seed=seed))
+
+
+def bench_graph(epochs: int = 3, batch_size: int = 2048, device: str | None = None, repeats: int = 3,
+                models: tuple[str, ...] = ("lightgcn", "freedom", "freedom-mmrec", "motorec"), seed: int = 0) -> dict:
+    """Training seconds per epoch (median of ``epochs`` epochs; MoToRec's tokenizer warm-up excluded and
+    reported apart) and full-ranking test evaluation seconds (best of ``repeats``) on a Baby-shaped graph.
+    ``freedom-mmrec`` is FREEDOM projecting every item's features at every step as MMRec's code does (the
+    implementation the paper timed); ``freedom`` projects only the batch's items (same gradients)."""
+    from .graph_models import make_model
+    from .graph_training import fit_graph
+    from .metrics import evaluate_split
+
+    dev = get_device(device)
+    t0 = time.perf_counter()
+    ds = baby_shaped_dataset(seed=seed)
+    out = {"benchmark": "graph", "users": ds.n_users, "items": ds.n_items, "interactions": len(ds.interactions),
+           "train_interactions": int(ds.matrix("train").nnz), "batch_size": batch_size, "dim": 64,
+           "epochs_timed": epochs, "build_seconds": time.perf_counter() - t0}
+    for name in models:
+        t1 = time.perf_counter()
+        model = make_model("freedom", ds, project_all=True) if name == "freedom-mmrec" else make_model(name, ds)
+        out[f"{name}_setup_seconds"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        model.to_device(dev)
+        model.prepare(np.random.default_rng(seed))  # MoToRec: tokenizer warm-up; others: nothing
+        out[f"{name}_prepare_seconds"] = time.perf_counter() - t2
+        model.prepare = lambda rng: None  # already prepared; fit_graph must not repeat it
+        result = fit_graph(model, ds, epochs=epochs, batch_size=batch_size, patience=10 ** 6, device=str(dev),
+                           progress=False, seed=seed)
+        out[f"{name}_epoch_seconds"] = result.seconds_per_epoch
+        out[f"{name}_epoch_seconds_all"] = result.history["seconds"].round(3).tolist()
+        out[f"{name}_parameters"] = model.parameter_count()
+        times = []
+        for _ in range(repeats + 1):
+            t3 = time.perf_counter()
+            scorer = model.scorer()
+            evaluate_split(ds, scorer, "test", ks=(10, 20), metrics=("recall", "ndcg"), device=dev)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t3)
+        out[f"{name}_eval_seconds"] = min(times[1:])
+    if "lightgcn" in models:
+        out["eval_seconds"] = out["lightgcn_eval_seconds"]
+        for name in models:
+            if name != "lightgcn":
+                out[f"{name}_over_lightgcn"] = out[f"{name}_epoch_seconds"] / out["lightgcn_epoch_seconds"]
+    for ref in ("freedom", "freedom-mmrec"):
+        if ref in models and "motorec" in models:
+            out[f"motorec_over_{ref}"] = out["motorec_epoch_seconds"] / out[f"{ref}_epoch_seconds"]
+    out.update({"device": str(dev), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+                "machine": platform.machine(), "python": platform.python_version()})
+    return out
+
+
+def bench_baby(device: str | None = None, repeats: int = 1, seed: int = 0, epochs: int = 400) -> dict:
+    """LightGCN and MF-BPR on ``../shared/data/baby-interactions`` (random 8:1:1 split, seed 0): a small grid of
+    the L2 weight chosen on validation Recall@20 only; test R/N@10,20 of the chosen setting."""
+    from .graph_models import make_model
+    from .graph_training import fit_graph
+    from .loaders import load_mmrec
+    from .paths import shared_data_dir
+    from .splits import random_split
+
+    folder = shared_data_dir() / "baby-interactions"
+    if not folder.exists():
+        return {"benchmark": "baby", "skipped": f"{folder} is absent"}
+    ds = load_mmrec(folder)
+    ds = ds.with_split(random_split(ds.interactions, seed=seed))
+    out = {"benchmark": "baby", "users": ds.n_users, "items": ds.n_items, "interactions": len(ds.interactions),
+           "split": "random 8:1:1, seed 0"}
+    for name in ("lightgcn", "mf-bpr"):
+        runs = {}
+        for reg in (1e-4, 1e-3, 1e-2):
+            t0 = time.perf_counter()
+            model = make_model(name, ds, reg_weight=reg)
+            res = fit_graph(model, ds, epochs=epochs, device=device, progress=False, seed=seed)
+            runs[reg] = {"valid_recall@20": res.valid["recall@20"], "best_epoch": res.best_epoch,
+                         "test": {k: res.test[k] for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")},
+                         "seconds": time.perf_counter() - t0}
+        best = max(runs, key=lambda r: runs[r]["valid_recall@20"])
+        out[name] = {"chosen_reg_weight": best, **runs[best], "grid": {str(k): v["valid_recall@20"] for k, v in runs.items()}}
+    out.update({"device": str(get_device(device)), "torch": torch.__version__})
+    return out
+
+
+BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph, "baby": bench_baby}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,8 +167,10 @@ class ResidualQuantizer(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the chosen codes: ``codes`` ``(B, L')`` with ``L' <= L`` -> ``(B, D)``."""
-        levels = torch.arange(codes.shape[1], device=codes.device)
-        return self.codebooks[levels[None, :], codes].sum(1)
+        n, depth = codes.shape
+        flat = (codes + torch.arange(depth, device=codes.device) * self.config.K).reshape(-1)
+        # index_select: its backward is an index_add (advanced indexing's is a slower accumulate-put)
+        return self.codebooks.reshape(-1, self.config.D).index_select(0, flat).view(n, depth, -1).sum(1)
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, z: torch.Tensor) -> QuantizerOutput:

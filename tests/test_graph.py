@@ -1,0 +1,252 @@
+"""Graph recommenders: adjacency and propagation against dense algebra, sampling, kNN graph, rarity weights,
+contract tests over every model, MoToRec's ablation switches, resume, and recovery of planted preferences."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+import workbench as wb
+from workbench.graph import NormalizedAdjacency, knn_graph, sample_triplets
+from workbench.graph_models import make_model, model_classes
+from workbench.graph_training import fit_graph
+from workbench.motorec import ABLATIONS, MoToRec, ablation_config, rarity_weights
+
+
+def planted_dataset(seed: int = 0, groups: int = 6, users_per_group: int = 30, items_per_group: int = 20):
+    """Users in groups, each group liking its own items (8 of its group's 20 each, plus one random item);
+    item features = the group's centre + noise in two modalities; random 8:1:1 split. Popularity is nearly flat,
+    so only a personalised model ranks a user's group items first."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items = groups * users_per_group, groups * items_per_group
+    rows = []
+    for u in range(n_users):
+        g = u // users_per_group
+        own = rng.choice(items_per_group, 8, replace=False) + g * items_per_group
+        rows += [(u, int(i)) for i in own] + [(u, int(rng.integers(n_items)))]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id"]).drop_duplicates()
+    inter["rating"], inter["timestamp"] = 1.0, np.arange(len(inter))
+    item_group = np.arange(n_items) // items_per_group
+    feats = {m: (rng.normal(0, 1, (groups, d))[item_group] + 0.3 * rng.normal(0, 1, (n_items, d))).astype(np.float32)
+             for m, d in (("image", 24), ("text", 16))}
+    ds = wb.RecDataset("planted-groups", inter.reset_index(drop=True), n_users, n_items, feats)
+    return ds.with_split(wb.random_split(ds.interactions, seed=seed))
+
+
+SMALL = {"motorec": dict(codebook_size=16, levels=2, hidden=(32,), tokenizer_warmup=2, knn_k=5),
+         "freedom": dict(knn_k=5)}
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_dataset()
+
+
+def small_model(name, ds, seed: int = 0, **options):
+    torch.manual_seed(seed)  # parameter initialisation
+    return make_model(name, ds, **{**SMALL.get(name, {}), **options})
+
+
+# ---------------------------------------------------------------------------------------------- graph algebra
+def _dense_normalized(R: np.ndarray, self_loops: bool) -> np.ndarray:
+    nu, ni = R.shape
+    A = np.zeros((nu + ni, nu + ni))
+    A[:nu, nu:], A[nu:, :nu] = R, R.T
+    if self_loops:
+        A += np.eye(nu + ni)
+    d = A.sum(1)
+    inv = np.zeros_like(d)
+    inv[d > 0] = d[d > 0] ** -0.5
+    return inv[:, None] * A * inv[None, :]
+
+
+@pytest.mark.parametrize("self_loops", [False, True])
+def test_propagation_matches_dense_algebra(self_loops):
+    rng = np.random.default_rng(0)
+    R = (rng.random((5, 7)) < 0.35).astype(np.float32)
+    R[4] = 0  # an isolated user: its row stays zero (or its self-loop)
+    adj = NormalizedAdjacency(sp.csr_matrix(R), self_loops=self_loops)
+    A = _dense_normalized(R, self_loops)
+    np.testing.assert_allclose(adj.dense(), A, atol=1e-6)
+    E = rng.normal(size=(12, 3))
+    eu = torch.tensor(E[:5], dtype=torch.float64, requires_grad=True)
+    ei = torch.tensor(E[5:], dtype=torch.float64, requires_grad=True)
+    adj64 = NormalizedAdjacency(sp.csr_matrix(R), self_loops=self_loops)
+    for name in ("fwd_ui", "fwd_iu", "diag_u", "diag_i"):
+        setattr(adj64, name, getattr(adj64, name).double())
+    u, i = adj64.propagate(eu, ei, 2)
+    expected = (E + A @ E + A @ A @ E) / 3  # LightGCN layer mean
+    np.testing.assert_allclose(torch.cat([u, i]).detach().numpy(), expected, atol=1e-6)
+    # the custom backward equals the dense gradient (A symmetric)
+    G = rng.normal(size=(12, 3))
+    (torch.cat([u, i]) * torch.as_tensor(G)).sum().backward()
+    grad = (G + A.T @ G + A.T @ A.T @ G) / 3
+    np.testing.assert_allclose(torch.cat([eu.grad, ei.grad]).numpy(), grad, atol=1e-6)
+
+
+def test_sample_triplets_covers_training_and_draws_unseen_negatives():
+    rng = np.random.default_rng(0)
+    R = sp.csr_matrix((rng.random((40, 30)) < 0.3).astype(np.float32))
+    users, pos, neg = sample_triplets(R, np.random.default_rng(1))
+    assert len(users) == R.nnz
+    seen = set(zip(*R.nonzero()))
+    assert set(zip(users.tolist(), pos.tolist())) == seen  # every interaction exactly once
+    assert not any((u, j) in seen for u, j in zip(users.tolist(), neg.tolist()))
+    u2, p2, n2 = sample_triplets(R, np.random.default_rng(1))
+    np.testing.assert_array_equal(neg, n2)
+    full = sp.csr_matrix(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="interacted with every item"):
+        sample_triplets(full, np.random.default_rng(0))
+
+
+def test_knn_graph_links_planted_clusters_and_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (4, 16))
+    group = np.repeat(np.arange(4), 10)
+    X = (centres[group] + 0.1 * rng.normal(0, 1, (40, 16))).astype(np.float32)
+    S = knn_graph(X, k=5)
+    assert S.shape == (40, 40) and (S.diagonal() == 0).all()
+    rows, cols = S.nonzero()
+    assert (group[rows] == group[cols]).all()  # neighbours come from the same cluster
+    deg = np.asarray((S > 0).sum(1)).ravel()
+    assert (deg == 5).all()
+    np.testing.assert_allclose(S.toarray(), knn_graph(X, k=5, cache=False).toarray())
+    with pytest.raises(ValueError, match="k must be"):
+        knn_graph(X, k=40)
+
+
+def test_rarity_weights_follow_eq_2_by_hand():
+    degree = np.array([0, 1, 2, 9, 10, 50])
+    w, cold = rarity_weights(degree, tau=10)
+    expected = [1.0, 1 / math.log2(3), 1 / math.log2(4), 1 / math.log2(11), 1.0, 1.0]
+    np.testing.assert_allclose(w, expected, rtol=1e-6)
+    np.testing.assert_array_equal(cold, [True, True, True, True, False, False])
+    with pytest.raises(ValueError):
+        rarity_weights(np.array([-1, 2]))
+
+
+# ----------------------------------------------------------------------------------------------- contracts
+@pytest.mark.parametrize("name", list(model_classes()))
+def test_graph_model_contract(planted, name):
+    torch.manual_seed(0)
+    model = small_model(name, planted)
+    model.prepare(np.random.default_rng(0))
+    model.pre_epoch(np.random.default_rng(0), n_steps=2)
+    model.train()
+    users, pos, neg = (torch.as_tensor(a[:64]) for a in sample_triplets(planted.matrix("train"), np.random.default_rng(0)))
+    losses = model.loss(users, pos, neg)
+    assert "bpr" in losses and all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    model.eval()
+    U, I = model.embeddings()
+    assert U.shape[0] == planted.n_users and I.shape[0] == planted.n_items and U.shape[1] == I.shape[1]
+    scores = model.score(torch.arange(5))
+    assert scores.shape == (5, planted.n_items)
+    torch.testing.assert_close(scores, model.score(torch.arange(5)))  # deterministic in eval mode
+    rec = model.recommend(torch.arange(3), k=4, exclude=planted.matrix("train"))
+    train = planted.matrix("train")
+    assert not any(train[u, i] for u, row in enumerate(rec.item_ids.tolist()) for i in row)
+
+
+@pytest.mark.parametrize("name", list(model_classes()))
+def test_each_model_beats_popularity_on_planted_groups(planted, name):
+    pop = wb.evaluate_split(planted, wb.PopularityRecommender().fit(planted).score, "test")["recall@20"]
+    model = small_model(name, planted)
+    result = fit_graph(model, planted, epochs=40, lr=0.01, batch_size=256, progress=False, patience=40)
+    assert result.test["recall@20"] > pop + 0.15, (name, result.test["recall@20"], pop)
+
+
+def test_models_need_features_and_a_split(planted):
+    bare = wb.RecDataset("no-features", planted.interactions, planted.n_users, planted.n_items)
+    with pytest.raises(ValueError, match="needs item content features"):
+        make_model("freedom", bare)
+    with pytest.raises(ValueError, match="needs a split"):
+        make_model("lightgcn", wb.RecDataset("unsplit", planted.interactions.drop(columns="x_label"),
+                                             planted.n_users, planted.n_items))
+    with pytest.raises(KeyError, match="unknown model"):
+        make_model("bert4rec", planted)
+
+
+# ------------------------------------------------------------------------------------------------ ablations
+def test_ablation_switches_remove_their_component(planted):
+    base = ablation_config("MoToRec").__class__(**SMALL["motorec"])
+    models = {name: MoToRec(planted, ablation_config(name, base)) for name in ABLATIONS}
+    counts = {name: m.parameter_count() for name, m in models.items()}
+    assert counts["w/o RQ-VAE"] < counts["MoToRec"]       # no codebooks, no decoders
+    assert counts["w/o HF"] < counts["MoToRec"]           # no attention
+    assert models["w/o HGE"].item_graph is None and models["MoToRec"].item_graph is not None
+    assert torch.all(models["w/o ARA"].item_weights == 1) and torch.any(models["MoToRec"].item_weights < 1)
+    assert models["w/o Sparsity"].tokenizers["image"].config.sparsity_weight == 0
+    assert models["MoToRec"].tokenizers["image"].config.sparsity_weight > 0
+    batch = [torch.as_tensor(a[:64]) for a in sample_triplets(planted.matrix("train"), np.random.default_rng(0))]
+    terms = {}
+    for name, m in models.items():
+        m.prepare(np.random.default_rng(0))
+        m.pre_epoch(np.random.default_rng(0), 2)
+        m.train()
+        terms[name] = set(m.loss(*batch))
+    assert {"bpr", "cl", "rq", "l2"} <= terms["MoToRec"]
+    assert "cl" not in terms["w/o CL"] and "rq" not in terms["w/o RQ-VAE"]
+    with pytest.raises(KeyError, match="unknown ablation"):
+        ablation_config("w/o everything")
+
+
+def test_tokenizer_loss_is_weighted_by_rarity(planted):
+    model = small_model("motorec", planted)
+    tok = model.tokenizers["image"]
+    tok.initialise(model.features("image"))
+    x = model.features("image")[:50]
+    w = torch.linspace(0.1, 1.0, 50)
+    tok.eval()
+    plain, weighted = tok(x), tok(x, w)
+    per_item = ((x - plain.reconstruction) ** 2).mean(-1)
+    torch.testing.assert_close(weighted.losses["recon"], (w * per_item).mean())
+
+
+# ------------------------------------------------------------------------------------------------- resume
+@pytest.mark.parametrize("name", ["lightgcn", "freedom", "motorec"])
+def test_resume_reproduces_the_uninterrupted_run(planted, tmp_path, name):
+    opts = dict(epochs=5, lr=0.01, batch_size=256, progress=False, seed=3)
+    straight = small_model(name, planted)
+    r1 = fit_graph(straight, planted, **opts)
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "run.pt"
+    first = small_model(name, planted)
+    with pytest.raises(KeyboardInterrupt):
+        fit_graph(first, planted, checkpoint=str(ckpt), callback=interrupt, **opts)
+    resumed = small_model(name, planted)
+    r2 = fit_graph(resumed, planted, checkpoint=str(ckpt), **opts)
+    assert r2.resumed_from == 2
+    cols = [c for c in r1.history if c.startswith(("loss_", "valid_"))]
+    pd.testing.assert_frame_equal(r1.history[cols], r2.history[cols])
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert r1.test["recall@20"] == r2.test["recall@20"]
+    other = small_model(name, planted)
+    with pytest.raises(ValueError, match="another run"):
+        fit_graph(other, planted, checkpoint=str(ckpt), **{**opts, "lr": 0.5})
+
+
+@pytest.mark.parametrize("self_loops", [False, True])
+def test_propagation_from_items_alone_equals_zero_users(self_loops):
+    rng = np.random.default_rng(1)
+    R = sp.csr_matrix((rng.random((6, 5)) < 0.4).astype(np.float32))
+    adj = NormalizedAdjacency(R, self_loops=self_loops)
+    e_i = torch.randn(5, 4, requires_grad=True)
+    u, i, fu, fi = adj.propagate_with_first(None, e_i, 2)
+    (u.sum() + 2 * i.sum() + fu.sum() + fi.sum()).backward()
+    g_fast = e_i.grad.clone()
+    e_i.grad = None
+    u2, i2, fu2, fi2 = adj.propagate_with_first(torch.zeros(6, 4), e_i, 2)
+    (u2.sum() + 2 * i2.sum() + fu2.sum() + fi2.sum()).backward()
+    for a, b in [(u, u2), (i, i2), (fu, fu2), (fi, fi2), (g_fast, e_i.grad)]:
+        torch.testing.assert_close(a, b)

@@ -1,0 +1,335 @@
+"""MoToRec (Liu et al., AAAI 2026): sparsity-regularized RQ-VAE tokens per modality, rarity-amplified tokenizer
+loss, three-channel LightGCN (one channel per modality's tokens plus an ID channel) with hybrid fusion and a
+gated residual, BPR + InfoNCE + weighted tokenizer loss + L2 (eq. 1-11).
+
+How the joint training stays cheap (the issue's 90-GFLOP warning). The token channels need the quantized vector
+``z_q`` of *every* item at every step, but re-encoding every item's raw features each step is the expensive part.
+We keep, per modality, a buffer with every item's current codes. At each step:
+
+* the item table of a token channel is ``decode(codes)``: the sum of the items' codebook vectors, a cheap
+  gather that is differentiable in the codebooks, so the ranking loss trains every codebook entry in use;
+* one *chunk* of items (a random permutation of the catalogue split over the epoch's steps, so every item is
+  re-tokenized once per epoch) goes through the full RQ-VAE: its loss (eq. 6, weighted by ``w_i``, eq. 11) is
+  added, its fresh straight-through ``z_q`` replaces its rows of the table (so ranking gradients reach the
+  encoder too), and its new codes are written to the buffer.
+
+The encoders therefore see ``n_items`` rows per epoch instead of ``n_items x n_steps``. A short tokenizer-only
+warm-up (``tokenizer_warmup`` epochs of eq. 6) precedes the joint training so the first codes mean something.
+At evaluation every item is tokenized afresh.
+
+Readings where the paper is silent (also in notebook 02's paper-to-code map):
+
+* user side of the token channels: users have no content, so a user's layer-0 embedding in a token channel is
+  zero and the propagation fills it with the (normalized) sum of the user's items' tokens, then their
+  neighbours'. A user's content profile is thus made of the same tokens as the items it is compared with, which
+  is what lets a new item's tokens meet existing users (no per-user content parameters to learn);
+* InfoNCE views (eq. 10): SimGCL's augmentation (uniform noise ``eps * sign(e) * normalize(U(0,1))``) with
+  XSimGCL's cross-layer pairing (Yu et al. 2023, the SimGCL authors' one-propagation variant): view 1 is the
+  final (layer-mean) embedding, view 2 the first layer's, each perturbed, on the concatenated channels, for up
+  to ``cl_nodes`` (512) of the batch's users and of its positive items. Two departures, both for speed on a
+  CPU: the noise perturbs the two views of the sampled nodes rather than every node at every layer (drawing and
+  adding noise for all nodes costs more than the propagation), and the O(n^2) similarity matrix is bounded by
+  sampling;
+* hybrid fusion (eq. 8): ``CONCAT`` is followed by a linear map back to ``dim``; ``Attention`` is attention
+  pooling over the content channels (``softmax_m(q . tanh(W h_m + b))``); the gated residual is
+  ``e = e_id + sigmoid(W_g [e_m; e_id]) * e_m``, with separate fusion weights for users and items;
+* homogeneous graph enhancement (HGE): the item-item kNN content graph of FREEDOM/LATTICE; the ID channel's
+  item embeddings get the graph aggregate of the ID embeddings added (FREEDOM's ``i + S e_i``), which lets an item
+  with few interactions borrow collaborative signal from its content neighbours;
+* eq. 2 gives cold items ``w_i = 1 / log2(d_i + 2) < 1`` and warm ones ``1``; we implement it as written (the
+  notebook discusses that this *attenuates* the tokenizer loss of rare items relative to warm ones).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .dataset import RecDataset, TRAIN
+from .graph import NormalizedAdjacency, content_graph, perturb
+from .graph_models import GraphModel, _features, _xavier, bpr_loss, info_nce, l2_penalty, rows
+from .quantizers import QuantizerConfig
+from .rqvae import RQVAE, RQVAEConfig, mlp
+from .training import fit_tokenizer
+
+
+def rarity_weights(degree: np.ndarray, tau: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """MoToRec eq. 1-2: ``c_i = 1[d_i < tau]``; ``w_i = 1 / log2(d_i + 2)`` if ``c_i`` and ``d_i > 0``, else 1.
+    Returns ``(w, c)``: float32 weights and boolean cold flags ``(n_items,)``."""
+    d = np.asarray(degree)
+    if d.ndim != 1 or (d < 0).any():
+        raise ValueError(f"degree must be a 1-d array of non-negative counts, got shape {d.shape}")
+    cold = d < tau
+    w = np.ones(len(d), dtype=np.float32)
+    amp = cold & (d > 0)
+    w[amp] = 1.0 / np.log2(d[amp] + 2.0)
+    return w, cold
+
+
+@dataclass(frozen=True)
+class MoToRecConfig:
+    """Defaults: the paper's grid (N_q in {4,6,8}, K in {256,512,1024}, gamma in {.01,.05,.1,.2}, lambda_rq in
+    {.1,.5,1,2}, lambda_cl in {.01,.05,.1}; Baby favours gamma=0.05, K=512), L=2, tau=10, 64-d embeddings."""
+
+    dim: int = 64
+    layers: int = 2
+    levels: int = 4               # N_q
+    codebook_size: int = 512      # K
+    hidden: tuple[int, ...] = (256,)
+    gamma: float = 0.05           # sparsity weight (eq. 6)
+    rho: float = 0.01             # Bernoulli prior mean (eq. 5)
+    beta: float = 0.25            # commitment weight (eq. 6)
+    lambda_rq: float = 0.5
+    lambda_cl: float = 0.05
+    cl_temperature: float = 0.2
+    cl_noise: float = 0.1         # XSimGCL eps
+    cl_nodes: int = 512           # InfoNCE over at most this many of the batch's users (and items), sampled
+    alpha: float = 0.5            # hybrid fusion balance (eq. 8)
+    tau: int = 10                 # cold threshold (eq. 1)
+    reg_weight: float = 1e-4      # lambda_reg (eq. 11) on the batch's ego embeddings
+    knn_k: int = 10               # HGE item-item graph
+    self_loops: bool = True       # eq. 7
+    tokenizer_warmup: int = 5     # tokenizer-only epochs before joint training
+    # ablation switches (Table 3)
+    use_rqvae: bool = True        # False: continuous encoder latents instead of tokens ("w/o RQ-VAE")
+    use_ara: bool = True          # False: w_i = 1 ("w/o ARA")
+    use_sparsity: bool = True     # False: gamma = 0 ("w/o Sparsity")
+    use_cl: bool = True           # False: no InfoNCE, no noise ("w/o CL")
+    use_hf: bool = True           # False: concatenation only, no attention ("w/o HF")
+    use_hge: bool = True          # False: no item-item graph ("w/o HGE")
+
+
+ABLATIONS: dict[str, dict[str, bool]] = {
+    "MoToRec": {},
+    "w/o RQ-VAE": {"use_rqvae": False},
+    "w/o ARA": {"use_ara": False},
+    "w/o Sparsity": {"use_sparsity": False},
+    "w/o CL": {"use_cl": False},
+    "w/o HF": {"use_hf": False},
+    "w/o HGE": {"use_hge": False},
+}
+
+
+class HybridFusion(nn.Module):
+    """Eq. 8 plus the gated residual. Content channels ``h_1..h_M`` (``channel_dim`` each):
+    ``e_m = alpha W_c [h_1;...;h_M] + (1 - alpha) W_a sum_m beta_m h_m`` with attention weights
+    ``beta = softmax_m(q . tanh(W h_m + b))``; then ``e = e_id + sigmoid(W_g [e_m; e_id]) * e_m``.
+    Without HF: ``e_m = W_c [h_1;...;h_M]`` (no attention parameters)."""
+
+    def __init__(self, n_channels: int, channel_dim: int, dim: int, alpha: float, hybrid: bool):
+        super().__init__()
+        self.alpha, self.hybrid = alpha, hybrid
+        self.concat = nn.Linear(n_channels * channel_dim, dim)
+        if hybrid:
+            self.att_proj = nn.Linear(channel_dim, channel_dim)
+            self.att_query = nn.Parameter(torch.randn(channel_dim) / channel_dim ** 0.5)
+            self.att_out = nn.Linear(channel_dim, dim)
+        self.gate = nn.Linear(2 * dim, dim)
+
+    def attention_weights(self, channels: list[torch.Tensor]) -> torch.Tensor:
+        """``(B, M)`` softmax weights of the content channels."""
+        h = torch.stack(channels, dim=1)  # (B, M, channel_dim)
+        return torch.softmax(torch.tanh(self.att_proj(h)) @ self.att_query, dim=1)
+
+    def forward(self, channels: list[torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
+        content = self.concat(torch.cat(channels, dim=1))
+        if self.hybrid:
+            att = (self.attention_weights(channels)[..., None] * torch.stack(channels, dim=1)).sum(1)
+            content = self.alpha * content + (1 - self.alpha) * self.att_out(att)
+        gate = torch.sigmoid(self.gate(torch.cat([content, ids], dim=1)))
+        return ids + gate * content
+
+
+class MoToRec(GraphModel):
+    """MoToRec (see the module docstring). Channels: one per modality of the dataset (visual/text on Amazon
+    data; text/genre on ml-100k) plus the ID channel."""
+
+    config_class = MoToRecConfig
+
+    def __init__(self, dataset: RecDataset, config: MoToRecConfig | None = None, **options):
+        super().__init__(dataset, config, **options)
+        c = self.config
+        feats = _features(dataset, "MoToRec")
+        self.modalities = list(feats)
+        if c.dim % len(self.modalities):
+            raise ValueError(f"dim={c.dim} must be divisible by the number of modalities {self.modalities}")
+        self.token_dim = c.dim // len(self.modalities)
+        degree = dataset.item_degree(TRAIN)
+        w, cold = rarity_weights(degree, c.tau)
+        if not c.use_ara:
+            w = np.ones_like(w)
+        self.register_buffer("item_weights", torch.as_tensor(w))
+        self.register_buffer("cold", torch.as_tensor(cold))
+        rq = RQVAEConfig(hidden=c.hidden, sparsity_rho=c.rho,
+                         sparsity_weight=c.gamma if c.use_sparsity else 0.0,
+                         quantizer=QuantizerConfig(D=self.token_dim, L=c.levels, K=c.codebook_size, beta=c.beta))
+        self.tokenizers = nn.ModuleDict()
+        for m, X in feats.items():
+            self.register_buffer(f"feat_{m}", X, persistent=False)
+            if c.use_rqvae:
+                self.tokenizers[m] = RQVAE(X.shape[1], rq)
+                self.register_buffer(f"codes_{m}", torch.zeros(self.n_items, c.levels, dtype=torch.long))
+            else:
+                self.tokenizers[m] = mlp([X.shape[1], *c.hidden, self.token_dim])
+                self.register_buffer(f"latent_{m}", torch.zeros(self.n_items, self.token_dim))
+        self.user_emb = _xavier(self.n_users, c.dim)
+        self.item_emb = _xavier(self.n_items, c.dim)
+        self.item_fusion = HybridFusion(len(self.modalities), self.token_dim, c.dim, c.alpha, c.use_hf)
+        self.user_fusion = HybridFusion(len(self.modalities), self.token_dim, c.dim, c.alpha, c.use_hf)
+        self.adjacency = NormalizedAdjacency(self.train_matrix, self_loops=c.self_loops)
+        self.item_graph = content_graph(dataset.features, c.knn_k) if c.use_hge else None
+        self._chunks: list[torch.Tensor] = []
+        self._step = 0
+
+    def move_graphs(self, device):
+        self.adjacency.to(device)
+        if self.item_graph is not None:
+            self.item_graph = self.item_graph.to(device)
+
+    def features(self, m: str) -> torch.Tensor:
+        return getattr(self, f"feat_{m}")
+
+    # -------------------------------------------------------------------------------------- tokenizers
+    def prepare(self, rng: np.random.Generator) -> None:
+        """Tokenizer warm-up (eq. 6 weighted by w_i, ``tokenizer_warmup`` epochs) and the first code buffers."""
+        c = self.config
+        seed = int(rng.integers(2 ** 31))
+        for m in self.modalities:
+            tok = self.tokenizers[m]
+            X = self.features(m)
+            if c.use_rqvae:
+                if c.tokenizer_warmup:
+                    fit_tokenizer(tok, X.cpu().numpy(), epochs=c.tokenizer_warmup, batch_size=512, seed=seed,
+                                  device=str(self.device), weights=self.item_weights.cpu().numpy(),
+                                  progress=False, health_every=10 ** 9)
+                else:
+                    tok.initialise(X[torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:16384]
+                                     .to(X.device)], seed=seed)
+            self._refresh(m)
+
+    @torch.no_grad()
+    def _refresh(self, m: str) -> None:
+        tok, X = self.tokenizers[m], self.features(m)
+        was = tok.training
+        tok.eval()
+        if self.config.use_rqvae:
+            setattr(self, f"codes_{m}", torch.cat([tok.codes_of(X[s:s + 4096]) for s in range(0, len(X), 4096)]))
+        else:
+            setattr(self, f"latent_{m}", torch.cat([tok(X[s:s + 4096]) for s in range(0, len(X), 4096)]))
+        tok.train(was)
+
+    def pre_epoch(self, rng, n_steps):
+        perm = torch.as_tensor(rng.permutation(self.n_items), device=self.device)
+        self._chunks = list(torch.tensor_split(perm, max(1, min(n_steps, self.n_items))))
+        self._step = 0
+
+    def _next_chunk(self) -> torch.Tensor:
+        if not self._chunks:  # loss() called outside fit_graph: one random chunk
+            self.pre_epoch(np.random.default_rng(), 1)
+        chunk = self._chunks[self._step % len(self._chunks)]
+        self._step += 1
+        return chunk
+
+    def item_tables(self, chunk: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Per-modality item tables ``(n_items, dim)`` for the token channels and the tokenizer loss of the
+        ``chunk`` (``None``: every item re-tokenized, no loss, as at evaluation)."""
+        c = self.config
+        tables, rq_loss = {}, None
+        for m in self.modalities:
+            tok, X = self.tokenizers[m], self.features(m)
+            if chunk is None:
+                if c.use_rqvae:
+                    codes = torch.cat([tok.codes_of(X[s:s + 4096]) for s in range(0, len(X), 4096)])
+                    tables[m] = tok.quantizer.decode(codes)
+                else:
+                    tables[m] = torch.cat([tok(X[s:s + 4096]) for s in range(0, len(X), 4096)])
+                continue
+            if c.use_rqvae:
+                out = tok(X[chunk], self.item_weights[chunk])
+                rq_loss = out.total if rq_loss is None else rq_loss + out.total
+                codes = getattr(self, f"codes_{m}")
+                tables[m] = tok.quantizer.decode(codes).index_put((chunk,), out.quantized)
+                setattr(self, f"codes_{m}", codes.index_copy(0, chunk, out.codes.detach()))
+            else:
+                z = tok(X[chunk])
+                latent = getattr(self, f"latent_{m}")
+                tables[m] = latent.index_put((chunk,), z)
+                setattr(self, f"latent_{m}", latent.index_copy(0, chunk, z.detach()))
+        return tables, rq_loss
+
+    def item_codes(self) -> dict[str, np.ndarray]:
+        """Each modality's codes ``(n_items, N_q)`` from a fresh tokenization (needs ``use_rqvae``)."""
+        if not self.config.use_rqvae:
+            raise ValueError("this MoToRec variant has no tokenizer (use_rqvae=False)")
+        return {m: self.tokenizers[m].tokenize(self.features(m).cpu().numpy()) for m in self.modalities}
+
+    # -------------------------------------------------------------------------------------- graph encoder
+    def channels(self, tables: dict[str, torch.Tensor]):
+        """Propagate the channels (eq. 7). The token channels (``dim / M`` wide each) travel side by side in one
+        ``dim``-wide propagation, which is the same as propagating each alone (propagation acts column-wise) at
+        the cost of one. Returns ``{channel: (users, items)}`` layer means and first-layer embeddings (the second
+        InfoNCE view), channels named by modality plus ``"id"``."""
+        content = torch.cat([tables[m] for m in self.modalities], dim=1)
+        final, first = {}, {}
+        # users start empty in the content channels (None = zeros): their content comes from their items
+        for name, (u0, i0) in {"content": (None, content), "id": (self.user_emb, self.item_emb)}.items():
+            mean_u, mean_i, first_u, first_i = self.adjacency.propagate_with_first(u0, i0, self.config.layers)
+            final[name], first[name] = (mean_u, mean_i), (first_u, first_i)
+        if self.item_graph is not None:  # HGE on the ID channel (FREEDOM's i + S e_i)
+            u, i = final["id"]
+            final["id"] = (u, i + self.item_graph(self.item_emb))
+        return self._split(final), self._split(first)
+
+    def _split(self, channels):
+        out = {"id": channels["id"]}
+        users = channels["content"][0].split(self.token_dim, dim=1)
+        items = channels["content"][1].split(self.token_dim, dim=1)
+        out.update({m: (u, i) for m, u, i in zip(self.modalities, users, items)})
+        return out
+
+    def _fuse(self, final, users: torch.Tensor | None, items: torch.Tensor | None):
+        def pick(t, idx):
+            return t if idx is None else rows(t, idx)
+        u = self.user_fusion([pick(final[m][0], users) for m in self.modalities], pick(final["id"][0], users))
+        i = self.item_fusion([pick(final[m][1], items) for m in self.modalities], pick(final["id"][1], items))
+        return u, i
+
+    def embeddings(self):
+        tables, _ = self.item_tables(None)
+        final, _ = self.channels(tables)
+        return self._fuse(final, None, None)
+
+    def loss(self, users, pos, neg):
+        c = self.config
+        tables, rq_loss = self.item_tables(self._next_chunk())
+        final, first = self.channels(tables)
+        items = torch.cat([pos, neg])
+        u, it = self._fuse(final, users, items)
+        i, j = it[:len(pos)], it[len(pos):]
+        out = {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1))}
+        if c.use_cl and c.lambda_cl:
+            bu, bi = _sample(users.unique(), c.cl_nodes), _sample(pos.unique(), c.cl_nodes)
+            names = [*self.modalities, "id"]
+            def view(emb, side, idx):
+                return perturb(torch.cat([emb[n][side][idx] for n in names], dim=1), c.cl_noise)
+            out["cl"] = c.lambda_cl * (info_nce(view(final, 0, bu), view(first, 0, bu), c.cl_temperature)
+                                       + info_nce(view(final, 1, bi), view(first, 1, bi), c.cl_temperature))
+        if rq_loss is not None:
+            out["rq"] = c.lambda_rq * rq_loss
+        out["l2"] = c.reg_weight * l2_penalty(rows(self.user_emb, users), rows(self.item_emb, pos),
+                                              rows(self.item_emb, neg))
+        return out
+
+
+def _sample(ids: torch.Tensor, n: int) -> torch.Tensor:
+    """At most ``n`` of ``ids``, drawn without replacement (InfoNCE costs O(n^2))."""
+    return ids if len(ids) <= n else ids[torch.randperm(len(ids), device=ids.device)[:n]]
+
+
+def ablation_config(name: str, base: MoToRecConfig | None = None) -> MoToRecConfig:
+    """The config of one Table-3 variant (``"MoToRec"``, ``"w/o RQ-VAE"``, ...)."""
+    if name not in ABLATIONS:
+        raise KeyError(f"unknown ablation {name!r}; expected one of {list(ABLATIONS)}")
+    return replace(base or MoToRecConfig(), **ABLATIONS[name])
