@@ -45,6 +45,7 @@ test: env
 bench: env
 	$(PY) -m workbench.bench eval --json
 	$(PY) -m workbench.bench tokenizer --json
+	$(PY) -m workbench.bench graph --json
 
 clean-cache:
 	rm -rf data/cache .numba_cache

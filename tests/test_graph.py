@@ -250,3 +250,63 @@ def test_propagation_from_items_alone_equals_zero_users(self_loops):
     (u2.sum() + 2 * i2.sum() + fu2.sum() + fi2.sum()).backward()
     for a, b in [(u, u2), (i, i2), (fu, fu2), (fi, fi2), (g_fast, e_i.grad)]:
         torch.testing.assert_close(a, b)
+
+
+# ------------------------------------------------------------------------------------------------- studies
+def test_summarize_gives_mean_and_t_interval_by_hand():
+    table = pd.DataFrame({"model": ["a", "a", "b"], "seed": [0, 1, 0], "recall@20": [0.1, 0.3, 0.25]})
+    out = wb.summarize(table, ["recall@20"])
+    half = 12.7062047 * np.std([0.1, 0.3], ddof=1) / np.sqrt(2)  # t(0.975, 1 dof)
+    assert out.loc["a", "recall@20"] == f"0.2000 ± {half:.4f}"
+    assert out.loc["b", "recall@20"] == "0.2500" and out.loc["a", "seeds"] == 2
+
+
+def test_study_runs_compare_two_models_over_seeds(planted):
+    study = wb.StudyConfig(seeds=(0, 1), epochs=6, lr=0.01, patience=6)
+    runs = [wb.train_model(name, planted, seed, study) for seed in study.seeds for name in ("mf-bpr", "lightgcn")]
+    table = wb.run_table(runs)
+    assert len(table) == 4 and {"cold recall@20", "sec/epoch", "eval sec"} <= set(table.columns)
+    cmp = wb.compare_runs(runs, "lightgcn", "mf-bpr", stratum=None)
+    s = cmp["summary"]
+    assert s["seeds"] == 2 and s["ci_low"] <= s["mean_diff"] <= s["ci_high"]
+    expected = table.pivot(index="seed", columns="model", values="recall@20")
+    np.testing.assert_allclose(s["mean_diff"], (expected["lightgcn"] - expected["mf-bpr"]).mean())
+    with pytest.raises(ValueError, match="no seed has runs"):
+        wb.compare_runs(runs, "lightgcn", "vbpr")
+
+
+def test_restricted_report_ranks_only_the_given_items():
+    inter = pd.DataFrame({"user_id": [0, 0, 0, 1, 1, 1], "item_id": [0, 1, 2, 0, 1, 3],
+                          "rating": 1.0, "timestamp": np.arange(6), "x_label": [0, 0, 2, 0, 0, 2]})
+    ds = wb.RecDataset("tiny", inter, 2, 4)
+
+    class Fixed:  # item 0 and 1 score highest for everyone; user 0 prefers item 3 over 2, user 1 item 3 over 2
+        def scorer(self):
+            return wb.DotScorer(torch.eye(2), torch.tensor([[9.0, 9.0], [8.0, 8.0], [1.0, 0.0], [2.0, 3.0]]))
+
+    cold = np.array([False, False, True, True])
+    rep = wb.restricted_report(ds, Fixed(), cold, ks=(1, 2))
+    # among items {2, 3}: user 0's test item 2 ranks second, user 1's test item 3 ranks first
+    np.testing.assert_allclose(rep.per_user["recall@1"], [0.0, 1.0])
+    np.testing.assert_allclose(rep.per_user["recall@2"], [1.0, 1.0])
+    with pytest.raises(ValueError, match="non-empty boolean mask"):
+        wb.restricted_report(ds, Fixed(), np.zeros(4, dtype=bool))
+
+
+# ------------------------------------------------------------------------------------- other data sources
+def test_motorec_runs_on_ml100k_text_and_genre():
+    ds = wb.load_ml100k()
+    split = ds.with_split(wb.random_split(ds.interactions, seed=0))
+    model = small_model("motorec", split, tokenizer_warmup=1)
+    assert model.modalities == ["text", "genre"] and model.token_dim == 32
+    result = fit_graph(model, split, epochs=1, progress=False)
+    assert 0 < result.test["recall@20"] <= 1
+
+
+def test_graph_models_run_on_an_mmrec_bundle(planted, tmp_path):
+    wb.save_mmrec(planted, tmp_path / "bundle", name="planted")
+    ds = wb.load_mmrec(tmp_path / "bundle")
+    assert set(ds.features) == {"image", "text"}
+    for name in ("freedom", "motorec"):
+        result = fit_graph(small_model(name, ds), ds, epochs=2, lr=0.01, batch_size=256, progress=False)
+        assert np.isfinite(result.history["loss_total"]).all()

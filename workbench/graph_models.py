@@ -114,6 +114,11 @@ class GraphModel(nn.Module, Recommender):
         self.train(was)
         return DotScorer(user_emb.detach(), item_emb.detach())
 
+    def final_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """The final user ``(n_users, d)`` and item ``(n_items, d)`` embeddings as NumPy arrays (eval mode)."""
+        scorer = self.scorer()
+        return scorer.user_emb.cpu().numpy(), scorer.item_emb_t.T.cpu().numpy()
+
     def score(self, user_ids: torch.Tensor) -> torch.Tensor:
         if self._cache is None or self.training:
             scorer = self.scorer()

@@ -188,3 +188,48 @@ class LiveCurves:
         else:
             self._handle.update(fig)
         plt.close(fig)
+
+
+def plot_cold_map(coords: np.ndarray, labels, cold: np.ndarray, ax=None, title: str = "", legend: bool = True,
+                  s: float = 6):
+    """MoToRec Fig. 6: a 2-D map ``(n, 2)`` of item embeddings coloured by ``labels`` ``(n,)`` (e.g. category),
+    with cold items ``cold`` ``(n,)`` bool drawn on top as red crosses."""
+    cold = np.asarray(cold, dtype=bool)
+    fig = plot_embedding_map(coords[~cold], np.asarray(labels)[~cold], ax=ax, title=title, legend=False, s=s)
+    ax = ax if ax is not None else fig.axes[0]
+    ax.scatter(coords[cold, 0], coords[cold, 1], s=2.5 * s, color="red", marker="x", label="cold")
+    if legend:
+        ax.legend(fontsize=7, markerscale=1.5, loc="best", frameon=False)
+    return fig
+
+
+def plot_sensitivity(grid: pd.DataFrame, x: str, group: str, columns: list[str], axes=None):
+    """MoToRec Fig. 4: one panel per metric in ``columns``, ``x`` on the horizontal axis, one line per value
+    of ``group`` (e.g. gamma against Recall@20, one line per K)."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
+        axes = axes.ravel()
+    fig = axes[0].figure
+    for ax, col in zip(axes, columns):
+        for value, g in grid.groupby(group):
+            g = g.sort_values(x)
+            ax.plot(g[x], g[col], marker="o", label=f"{group}={value}")
+        ax.set_xlabel(x)
+        ax.set_title(col)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_timing(timing: pd.DataFrame, columns=("sec/epoch", "eval sec"), titles=("training seconds per epoch",
+                "full-ranking evaluation seconds")):
+    """MoToRec Fig. 7: bars of per-model timings (rows: models)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
+    for ax, col, title in zip(axes.ravel(), columns, titles):
+        timing[col].plot.bar(ax=ax, rot=0, title=title)
+    fig.tight_layout()
+    return fig

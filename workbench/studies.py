@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import scipy.stats
 import torch
 
@@ -18,7 +20,7 @@ from .config import preset
 from .dataset import TRAIN, RecDataset
 from .graph_models import make_model
 from .graph_training import GraphFitResult, fit_graph
-from .metrics import RankingReport, evaluate_split, paired_test
+from .metrics import RankingReport, evaluate_ranking, evaluate_split, paired_test
 from .strata import cold_mask, degree_strata
 
 
@@ -127,10 +129,12 @@ def summarize(table: pd.DataFrame, columns: list[str] | None = None, confidence:
     return pd.DataFrame.from_dict(out, orient="index")
 
 
-def compare_runs(runs: list[Run], a: str, b: str, stratum: str | None = "cold", metric: str = "recall@20") -> dict:
+def compare_runs(runs: list[Run], a: str, b: str, stratum: str | None = "cold", metric: str = "recall@20",
+                 report_of: Callable[[Run], RankingReport] | None = None) -> dict:
     """Model ``a`` against ``b`` on ``metric`` (in ``stratum``, or overall if ``None``): per seed the paired
     difference over users with a bootstrap 95% CI and paired-test p-values; across seeds the mean difference
-    with a t-interval."""
+    with a t-interval. ``report_of(run)`` picks another report than the run's test report (e.g. a
+    :func:`restricted_report`)."""
     by_seed = {}
     for r in runs:
         by_seed.setdefault(r.seed, {})[r.name] = r
@@ -138,7 +142,7 @@ def compare_runs(runs: list[Run], a: str, b: str, stratum: str | None = "cold", 
     for seed, pair in sorted(by_seed.items()):
         if a not in pair or b not in pair:
             continue
-        ra, rb = pair[a].report, pair[b].report
+        ra, rb = (pair[a].report, pair[b].report) if report_of is None else (report_of(pair[a]), report_of(pair[b]))
         if stratum is not None:
             ra, rb = ra.strata[stratum], rb.strata[stratum]
         per_seed.append({"seed": seed, **paired_test(ra, rb, metric)})
@@ -156,3 +160,26 @@ def compare_runs(runs: list[Run], a: str, b: str, stratum: str | None = "cold", 
     else:
         summary.update(ci_low=float(frame["ci_low"].iloc[0]), ci_high=float(frame["ci_high"].iloc[0]))
     return {"summary": summary, "per_seed": frame}
+
+
+def restricted_report(dataset: RecDataset, model, items: np.ndarray, split: str = "test",
+                      ks=(10, 20)) -> RankingReport:
+    """Ranking among ``items`` only (boolean mask ``(n_items,)``): every other item is removed from the
+    candidates and the ground truth is restricted to ``items``. Separates "does the model order the cold items
+    sensibly?" from "can a cold item beat the popular ones in a full ranking?"."""
+    items = np.asarray(items, dtype=bool)
+    if items.shape != (dataset.n_items,) or not items.any():
+        raise ValueError(f"items must be a non-empty boolean mask of shape ({dataset.n_items},)")
+    scorer = model.scorer()
+    outside = torch.as_tensor(~items, device=scorer.user_emb.device)
+
+    def score(users: torch.Tensor) -> torch.Tensor:
+        scores = scorer(users)
+        scores[:, outside] = -torch.inf
+        return scores
+
+    full = sp.csr_matrix(dataset.matrix(split).multiply(items[None, :].astype(np.float32)))
+    full.eliminate_zeros()
+    k_max = int(min(max(ks), items.sum()))
+    return evaluate_ranking(score, full, exclude=dataset.matrix(TRAIN), ks=[k for k in ks if k <= k_max] or [k_max],
+                            metrics=("recall", "ndcg"))
