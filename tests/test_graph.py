@@ -147,6 +147,7 @@ def test_graph_model_contract(planted, name):
     assert U.shape[0] == planted.n_users and I.shape[0] == planted.n_items and U.shape[1] == I.shape[1]
     scores = model.score(torch.arange(5))
     assert scores.shape == (5, planted.n_items)
+    model.eval()  # drops the cached embeddings: the next call recomputes them from the parameters
     torch.testing.assert_close(scores, model.score(torch.arange(5)))  # deterministic in eval mode
     rec = model.recommend(torch.arange(3), k=4, exclude=planted.matrix("train"))
     train = planted.matrix("train")
