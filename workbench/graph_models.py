@@ -197,8 +197,10 @@ class LightGCN(GraphModel):
         return self.adjacency.propagate(self.user_emb, self.item_emb, self.config.layers)
 
     def loss(self, users, pos, neg):
-        user_all, item_all = self.embeddings()
-        u, i, j = rows(user_all, users), rows(item_all, pos), rows(item_all, neg)
+        # the final embeddings of the batch's rows only (the propagation itself is over the whole graph)
+        u, items, _, _ = self.adjacency.propagate_at(self.user_emb, self.item_emb, self.config.layers, users,
+                                                     torch.cat([pos, neg]))
+        i, j = items[:len(pos)], items[len(pos):]
         return {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1)),
                 "l2": self.config.reg_weight * l2_penalty(rows(self.user_emb, users), rows(self.item_emb, pos),
                                                           rows(self.item_emb, neg))}
@@ -300,19 +302,21 @@ class FREEDOM(GraphModel):
         keep[np.argpartition(-keys, n_keep - 1)[:n_keep]] = 1.0
         self.train_adjacency = NormalizedAdjacency(self.train_matrix, edge_weights=keep, device=self.device)
 
-    def _forward(self, adjacency: NormalizedAdjacency):
+    def _forward(self, adjacency: NormalizedAdjacency, users: torch.Tensor | None = None,
+                 items: torch.Tensor | None = None):
+        """Final user and item embeddings, at the given rows (``None``: all)."""
         h = self.item_emb
         for _ in range(self.config.ii_layers):
             h = self.item_graph(h)
-        users, items = adjacency.propagate(self.user_emb, self.item_emb, self.config.ui_layers)
-        return users, items + h
+        u, i, _, _ = adjacency.propagate_at(self.user_emb, self.item_emb, self.config.ui_layers, users, items)
+        return u, i + (h if items is None else rows(h, items))
 
     def embeddings(self):
         return self._forward(self.adjacency if not self.training else self.train_adjacency)
 
     def loss(self, users, pos, neg):
-        user_all, item_all = self._forward(self.train_adjacency)
-        u, i, j = rows(user_all, users), rows(item_all, pos), rows(item_all, neg)
+        u, items = self._forward(self.train_adjacency, users, torch.cat([pos, neg]))
+        i, j = items[:len(pos)], items[len(pos):]
         out = {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1))}
         both = torch.cat([pos, neg])
         if self.config.project_all:

@@ -68,6 +68,7 @@ class DotScorer:
         self.user_emb = user_emb
         self.item_emb_t = item_emb.T.contiguous()  # (D, n_items)
         self.dtype = torch.promote_types(user_emb.dtype, item_emb.dtype)
+        self.device = user_emb.device  # where evaluate_ranking scores by default
 
     def __call__(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_emb[users] @ self.item_emb_t
@@ -156,7 +157,8 @@ def evaluate_ranking(
         exclude: ``(n_users, n_items)`` CSR of items to mask (e.g. training positives), or ``None``.
         ks: cut-offs; metrics: subset of ``recall, ndcg, precision, hr, map``.
         strata: name -> boolean item mask ``(n_items,)``; adds one restricted report per stratum.
-        batch_size: users per batch; device: where scoring and ranking run (default: CPU).
+        batch_size: users per batch; device: where scoring and ranking run (default: the score function's
+            ``device`` attribute if it has one, as :class:`DotScorer` does, else the CPU).
     """
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
@@ -171,7 +173,7 @@ def evaluate_ranking(
     users = np.flatnonzero(np.diff(gt.indptr) > 0)
     if len(users) == 0:
         raise ValueError("ground truth is empty: no user has a relevant item to evaluate")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = torch.device(device) if device is not None else getattr(score_fn, "device", torch.device("cpu"))
     strata = strata or {}
     masks = {name: torch.as_tensor(np.asarray(m, dtype=bool), device=dev) for name, m in strata.items()}
     for name, m in masks.items():

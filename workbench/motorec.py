@@ -266,20 +266,22 @@ class MoToRec(GraphModel):
         return {m: self.tokenizers[m].tokenize(self.features(m).cpu().numpy()) for m in self.modalities}
 
     # -------------------------------------------------------------------------------------- graph encoder
-    def channels(self, tables: dict[str, torch.Tensor]):
+    def channels(self, tables: dict[str, torch.Tensor], at: tuple = (None, None, None, None)):
         """Propagate the channels (eq. 7). The token channels (``dim / M`` wide each) travel side by side in one
         ``dim``-wide propagation, which is the same as propagating each alone (propagation acts column-wise) at
         the cost of one. Returns ``{channel: (users, items)}`` layer means and first-layer embeddings (the second
-        InfoNCE view), channels named by modality plus ``"id"``."""
+        InfoNCE view), channels named by modality plus ``"id"``, at the rows ``at = (users, items, first-layer users,
+        first-layer items)`` (``None``: every row; see :meth:`NormalizedAdjacency.propagate_at`)."""
         content = torch.cat([tables[m] for m in self.modalities], dim=1)
         final, first = {}, {}
         # users start empty in the content channels (None = zeros): their content comes from their items
         for name, (u0, i0) in {"content": (None, content), "id": (self.user_emb, self.item_emb)}.items():
-            mean_u, mean_i, first_u, first_i = self.adjacency.propagate_with_first(u0, i0, self.config.layers)
+            mean_u, mean_i, first_u, first_i = self.adjacency.propagate_at(u0, i0, self.config.layers, *at)
             final[name], first[name] = (mean_u, mean_i), (first_u, first_i)
         if self.item_graph is not None:  # HGE on the ID channel (FREEDOM's i + S e_i)
             u, i = final["id"]
-            final["id"] = (u, i + self.item_graph(self.item_emb))
+            h = self.item_graph(self.item_emb)
+            final["id"] = (u, i + (h if at[1] is None else rows(h, at[1])))
         return self._split(final), self._split(first)
 
     def _split(self, channels):
@@ -289,33 +291,38 @@ class MoToRec(GraphModel):
         out.update({m: (u, i) for m, u, i in zip(self.modalities, users, items)})
         return out
 
-    def _fuse(self, final, users: torch.Tensor | None, items: torch.Tensor | None):
-        def pick(t, idx):
-            return t if idx is None else rows(t, idx)
-        u = self.user_fusion([pick(final[m][0], users) for m in self.modalities], pick(final["id"][0], users))
-        i = self.item_fusion([pick(final[m][1], items) for m in self.modalities], pick(final["id"][1], items))
+    def _fuse(self, final):
+        """Hybrid fusion (eq. 8 + gated residual) of the channel embeddings ``{channel: (users, items)}``."""
+        u = self.user_fusion([final[m][0] for m in self.modalities], final["id"][0])
+        i = self.item_fusion([final[m][1] for m in self.modalities], final["id"][1])
         return u, i
 
     def embeddings(self):
         tables, _ = self.item_tables(None)
         final, _ = self.channels(tables)
-        return self._fuse(final, None, None)
+        return self._fuse(final)
 
     def loss(self, users, pos, neg):
         c = self.config
         tables, rq_loss = self.item_tables(self._next_chunk())
-        final, first = self.channels(tables)
-        items = torch.cat([pos, neg])
-        u, it = self._fuse(final, users, items)
+        cl = c.use_cl and c.lambda_cl
+        # InfoNCE nodes: distinct batch users and positive items, at most cl_nodes of each
+        bu = _sample(users.unique(), c.cl_nodes) if cl else users[:0]
+        bi = _sample(pos.unique(), c.cl_nodes) if cl else pos[:0]
+        # every embedding the loss needs, computed at its rows only: batch users + InfoNCE users, batch items
+        # + InfoNCE items (final layer mean), InfoNCE nodes (first layer)
+        final, first = self.channels(tables, (torch.cat([users, bu]), torch.cat([pos, neg, bi]), bu, bi))
+        nu, ni = len(users), 2 * len(pos)
+        u, it = self._fuse({k: (v[0][:nu], v[1][:ni]) for k, v in final.items()})
         i, j = it[:len(pos)], it[len(pos):]
         out = {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1))}
-        if c.use_cl and c.lambda_cl:
-            bu, bi = _sample(users.unique(), c.cl_nodes), _sample(pos.unique(), c.cl_nodes)
+        if cl:
             names = [*self.modalities, "id"]
-            def view(emb, side, idx):
-                return perturb(torch.cat([emb[n][side][idx] for n in names], dim=1), c.cl_noise)
-            out["cl"] = c.lambda_cl * (info_nce(view(final, 0, bu), view(first, 0, bu), c.cl_temperature)
-                                       + info_nce(view(final, 1, bi), view(first, 1, bi), c.cl_temperature))
+
+            def view(emb, side, start):
+                return perturb(torch.cat([emb[n][side][start:] for n in names], dim=1), c.cl_noise)
+            out["cl"] = c.lambda_cl * (info_nce(view(final, 0, nu), view(first, 0, 0), c.cl_temperature)
+                                       + info_nce(view(final, 1, ni), view(first, 1, 0), c.cl_temperature))
         if rq_loss is not None:
             out["rq"] = c.lambda_rq * rq_loss
         out["l2"] = c.reg_weight * l2_penalty(rows(self.user_emb, users), rows(self.item_emb, pos),

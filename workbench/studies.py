@@ -182,4 +182,4 @@ def restricted_report(dataset: RecDataset, model, items: np.ndarray, split: str 
     full.eliminate_zeros()
     k_max = int(min(max(ks), items.sum()))
     return evaluate_ranking(score, full, exclude=dataset.matrix(TRAIN), ks=[k for k in ks if k <= k_max] or [k_max],
-                            metrics=("recall", "ndcg"))
+                            metrics=("recall", "ndcg"), device=scorer.device)
