@@ -147,7 +147,7 @@ class _LayerMean(torch.autograd.Function):
             if g is None:
                 return ref.new_zeros(sizes[side], ref.shape[1])
             if idx is None:
-                return g * factor
+                return (g * factor).contiguous()
             return ref.new_zeros(sizes[side], g.shape[1]).index_add_(0, idx, g, alpha=factor)
 
         g_u, g_i = full(g_mean_u, rows[0], 0, scale), full(g_mean_i, rows[1], 1, scale)
