@@ -142,26 +142,28 @@ class _LayerMean(torch.autograd.Function):
         ref, scale = given[0], 1.0 / (n_layers + 1)
         sizes = (adjacency.n_users, adjacency.n_items)
 
-        def full(g, idx, side, factor):
-            """The incoming gradient of one output at full size, times ``factor`` (a fresh tensor)."""
+        def full(g, idx, side):
+            """The incoming gradient of a mean output at full size, times ``1 / (L + 1)`` (a fresh tensor)."""
             if g is None:
                 return ref.new_zeros(sizes[side], ref.shape[1])
             if idx is None:
-                return (g * factor).contiguous()
-            return ref.new_zeros(sizes[side], g.shape[1]).index_add_(0, idx, g, alpha=factor)
+                return (g * scale).contiguous()
+            return ref.new_zeros(sizes[side], g.shape[1]).index_add_(0, idx, g, alpha=scale)
 
-        g_u, g_i = full(g_mean_u, rows[0], 0, scale), full(g_mean_i, rows[1], 1, scale)
+        g_u, g_i = full(g_mean_u, rows[0], 0), full(g_mean_i, rows[1], 1)
         h_u, h_i = g_u, g_i
         for _ in range(n_layers - 1):
             h_u, h_i = _apply(h_u, h_i, *ops)
             h_u += g_u
             h_i += g_i
-        if g_first_u is not None:
-            h_u = h_u + full(g_first_u, rows[2], 0, 1.0) if rows[2] is None or h_u is g_u \
-                else h_u.index_add_(0, rows[2], g_first_u)
-        if g_first_i is not None:
-            h_i = h_i + full(g_first_i, rows[3], 1, 1.0) if rows[3] is None or h_i is g_i \
-                else h_i.index_add_(0, rows[3], g_first_i)
+        def add_first(h, g_first, idx, g):
+            """``h + G_first`` (scattered to ``idx`` rows), in place unless ``h`` is still ``g`` (L = 1)."""
+            if g_first is None:
+                return h
+            h = h.clone() if h is g else h
+            return h.add_(g_first) if idx is None else h.index_add_(0, idx, g_first)
+
+        h_u, h_i = add_first(h_u, g_first_u, rows[2], g_u), add_first(h_i, g_first_i, rows[3], g_i)
         grad_i = _spmm(fwd_iu, h_u)
         if diag_i.numel():
             grad_i.addcmul_(diag_i[:, None], h_i)
