@@ -58,14 +58,12 @@ class _FromItems(torch.autograd.Function):
     @staticmethod
     def forward(ctx, e_i, fwd_ui, fwd_iu, diag_i):
         ctx.save_for_backward(fwd_iu, diag_i)
-        out_u = torch.sparse.mm(fwd_ui, e_i)
-        out_i = diag_i[:, None] * e_i if diag_i.numel() else torch.zeros_like(e_i)
-        return out_u, out_i
+        return _apply(None, e_i, fwd_ui, fwd_iu, None, diag_i)
 
     @staticmethod
     def backward(ctx, g_u, g_i):
         fwd_iu, diag_i = ctx.saved_tensors
-        grad = torch.sparse.mm(fwd_iu, g_u.contiguous())
+        grad = _spmm(fwd_iu, g_u.contiguous())
         if diag_i.numel():
             grad = grad + diag_i[:, None] * g_i
         return grad, None, None, None
