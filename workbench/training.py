@@ -26,7 +26,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     health_every: int = 1             # epochs between full-catalogue health evaluations
-    kmeans_sample: int = 16384        # items used for the k-means initialisation
+    kmeans_sample: int = 16384        # items used for the k-means initialisation (see `_initialise`)
     progress: bool = True
 
 
@@ -105,7 +105,12 @@ def _resets(model) -> list[int]:
 
 @torch.no_grad()
 def _initialise(model, x_all: torch.Tensor, cfg: TrainConfig) -> None:
-    """k-means initialisation of the model's codebooks from a random sample of the catalogue."""
+    """k-means initialisation of the model's codebooks from a random sample of the catalogue
+    (``kmeans_sample`` items). lucidrains' ``vector-quantize-pytorch`` runs its k-means on the first batch
+    instead; the tokenizer benchmark does the same for ours (``kmeans_sample = batch_size``) to compare like with
+    like. Measured there on the clustered set (EMA + dead-code resets, seeds 0-1): one batch 0-0.06% of items
+    collide, the whole catalogue 0.11-0.20%. The default stays the larger sample: without dead-code resets a
+    code that one small batch leaves empty is never used again."""
     gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     sample = torch.randperm(len(x_all), generator=gen)[:cfg.kmeans_sample].to(x_all.device)
     model.initialise(x_all[sample], seed=cfg.seed)
