@@ -209,10 +209,13 @@ class ResidualQuantizer(nn.Module):
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """Quantize ``z`` ``(B, D)``; in training mode also initialise, update EMA codebooks and reset dead codes."""
         c = self.config
-        if self.training and not bool(self.initialized):
-            self.init_from_data(z)
-        if self.training and bool(self.stats_are_shares):
-            self._shares_to_counts(len(z))
+        if self.training:
+            # both start-up flags in one device read (each read is a host sync on a GPU)
+            initialized, shares = torch.stack([self.initialized, self.stats_are_shares]).tolist()
+            if not initialized:
+                self.init_from_data(z)
+            if shares or not initialized:
+                self._shares_to_counts(len(z))
         z = self.prepare(z)
         residual = z
         codes, norms, chosen, rotated = [], [], [], []
