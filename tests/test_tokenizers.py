@@ -13,7 +13,7 @@ from workbench.mmq import MMQTokenizer
 from workbench.modalities import ModalitySeparated, fuse_modalities, modality_slices
 from workbench.quantizers import (QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto,
                                   soft_index)
-from workbench.regularizers import diversity_loss, orthogonal_loss, sparsity_kl, weighted_mean
+from workbench.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
 from workbench.rqvae import RQVAE, RQVAEConfig
 from workbench.training import fit_tokenizer
 
@@ -148,6 +148,20 @@ def test_diversity_loss_limits():
     collapsed = torch.zeros(5, 8)
     collapsed[:, 3] = 1
     assert diversity_loss(collapsed).item() == pytest.approx(1 - 1 / 8, abs=1e-6)
+    # per level over leading dimensions: an even level and a collapsed one
+    both = torch.stack([torch.full((5, 8), 1 / 8), collapsed])
+    torch.testing.assert_close(diversity_loss(both), torch.tensor([0.0, 1 - 1 / 8]), atol=1e-6, rtol=0)
+
+
+def test_regularizers_batch_over_levels():
+    """``(L, B, K)`` soft assignments give one sparsity KL per level, equal to the level-by-level values."""
+    torch.manual_seed(0)
+    residual, books = torch.randn(3, 10, 4), torch.randn(3, 6, 4)
+    probs = soft_assignment(residual, books, 0.5)
+    assert probs.shape == (3, 10, 6)
+    for level in range(3):
+        torch.testing.assert_close(probs[level], soft_assignment(residual[level], books[level], 0.5))
+    torch.testing.assert_close(sparsity_kl(probs, 0.05), torch.stack([sparsity_kl(p, 0.05) for p in probs]))
 
 
 def test_orthogonal_loss():
@@ -426,3 +440,42 @@ def test_item_weights_change_the_loss_and_are_checked():
     assert plain.item() == pytest.approx(per_item.mean().item(), rel=1e-5)
     with pytest.raises(ValueError, match="weights must be"):
         fit_tokenizer(model, x.numpy(), weights=np.ones(3), epochs=1, progress=False)
+
+
+def test_loaded_kmeans_state_is_scaled_at_the_next_step():
+    """The start-up flags are read once per quantizer, and again after a state dict is loaded: a trained
+    quantizer that loads a freshly k-means-initialised state turns its shares into counts at the next step."""
+    fresh = ResidualQuantizer(D=1, L=1, K=2, dead_code_threshold=0.0, usage_decay=1.0)
+    fresh.init_from_data(torch.tensor([[0.0], [0.0], [0.0], [10.0]]))
+    q = ResidualQuantizer(D=1, L=1, K=2, dead_code_threshold=0.0, usage_decay=1.0)
+    q.train()
+    q(torch.randn(4, 1))  # initialised and counting: the flags are not read again
+    q.load_state_dict(fresh.state_dict())
+    q(torch.zeros(8, 1))
+    # shares 3/4 and 1/4 of the k-means sample become counts of a batch of 8 (decay 1 keeps them)
+    torch.testing.assert_close(q.usage[0].sort().values, torch.tensor([2.0, 6.0]))
+    assert not bool(q.stats_are_shares)
+
+
+def test_levels_computed_at_once_match_a_level_by_level_quantizer():
+    """The forward pass computes losses and the rotation on (L, B, D) stacks; a level-by-level computation
+    from the codes it returns gives the same losses, quantized vector and gradients."""
+    torch.manual_seed(0)
+    q = ResidualQuantizer(D=6, L=3, K=8, kmeans_init=False, estimator="rotation", beta=0.5)
+    q.eval()
+    z = torch.randn(20, 6, requires_grad=True)
+    out = q(z)
+    residual, commitment, codebook, quantized = z, 0, 0, 0
+    for level in range(3):
+        code = q.codebooks[level][out.codes[:, level]]
+        commitment = commitment + ((residual - code.detach()) ** 2).mean(-1)
+        codebook = codebook + ((code - residual.detach()) ** 2).mean(-1)
+        quantized = quantized + rotate_onto(residual, code.detach())
+        residual = residual - code.detach()
+    torch.testing.assert_close(out.losses["commitment"], 0.5 * commitment)
+    torch.testing.assert_close(out.losses["codebook"], codebook)
+    torch.testing.assert_close(out.quantized, quantized)
+    g_ours = torch.autograd.grad((out.quantized.sum() + out.losses["codebook"].sum()), [z, q.codebooks])
+    g_ref = torch.autograd.grad((quantized.sum() + codebook.sum()), [z, q.codebooks])
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b)

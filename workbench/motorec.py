@@ -306,23 +306,27 @@ class MoToRec(GraphModel):
         c = self.config
         tables, rq_loss = self.item_tables(self._next_chunk())
         cl = c.use_cl and c.lambda_cl
-        # InfoNCE nodes: distinct batch users and positive items, at most cl_nodes of each
-        bu = _sample(users.unique(), c.cl_nodes) if cl else users[:0]
-        bi = _sample(pos.unique(), c.cl_nodes) if cl else pos[:0]
-        # every embedding the loss needs, computed at its rows only: batch users + InfoNCE users, batch items
-        # + InfoNCE items (final layer mean), InfoNCE nodes (first layer)
-        final, first = self.channels(tables, (torch.cat([users, bu]), torch.cat([pos, neg, bi]), bu, bi))
-        nu, ni = len(users), 2 * len(pos)
-        u, it = self._fuse({k: (v[0][:nu], v[1][:ni]) for k, v in final.items()})
-        i, j = it[:len(pos)], it[len(pos):]
+        # every embedding the loss needs is computed at its rows only and once per node: the batch's distinct
+        # users and items (a third of a batch's item draws repeat one: popular items), final layer mean
+        nb = len(users)
+        uu, u_at = users.unique(return_inverse=True)
+        ii, i_at = torch.cat([pos, neg]).unique(return_inverse=True)
+        # InfoNCE nodes, as positions in uu / ii: distinct batch users and positive items, at most cl_nodes each
+        bu = _sample(torch.arange(len(uu), device=uu.device), c.cl_nodes) if cl else u_at[:0]
+        bi = _sample(i_at[:nb].unique(), c.cl_nodes) if cl else i_at[:0]
+        # ... and the InfoNCE nodes' first layer
+        final, first = self.channels(tables, (uu, ii, uu[bu], ii[bi]))
+        u_all, i_all = self._fuse(final)
+        u, i, j = rows(u_all, u_at), rows(i_all, i_at[:nb]), rows(i_all, i_at[nb:])
         out = {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1))}
         if cl:
             names = [*self.modalities, "id"]
 
-            def view(emb, side, start):
-                return perturb(torch.cat([emb[n][side][start:] for n in names], dim=1), c.cl_noise)
-            out["cl"] = c.lambda_cl * (info_nce(view(final, 0, nu), view(first, 0, 0), c.cl_temperature)
-                                       + info_nce(view(final, 1, ni), view(first, 1, 0), c.cl_temperature))
+            def view(emb, side, at=None):
+                return perturb(torch.cat([emb[n][side] if at is None else rows(emb[n][side], at) for n in names],
+                                         dim=1), c.cl_noise)
+            out["cl"] = c.lambda_cl * (info_nce(view(final, 0, bu), view(first, 0), c.cl_temperature)
+                                       + info_nce(view(final, 1, bi), view(first, 1), c.cl_temperature))
         if rq_loss is not None:
             out["rq"] = c.lambda_rq * rq_loss
         out["l2"] = c.reg_weight * l2_penalty(rows(self.user_emb, users), rows(self.item_emb, pos),

@@ -144,6 +144,7 @@ class ResidualQuantizer(nn.Module):
             self.register_buffer("ema_size", torch.ones(c.L, c.K))
             self.register_buffer("ema_sum", self.codebooks.data.clone())
         self.last_resets = [0] * c.L
+        self._ready = False  # start-up flags checked (see forward)
 
     # ------------------------------------------------------------------------------------------- lookup
     def prepare(self, z: torch.Tensor) -> torch.Tensor:
@@ -167,6 +168,7 @@ class ResidualQuantizer(nn.Module):
             residual = residual - centres[assign]
         self.stats_are_shares.fill_(True)
         self.initialized.fill_(True)
+        self._ready = False
 
     @torch.no_grad()
     def _shares_to_counts(self, batch_size: int) -> None:
@@ -175,28 +177,47 @@ class ResidualQuantizer(nn.Module):
         if self.config.ema:
             self.ema_size.mul_(batch_size)
             self.ema_sum.mul_(batch_size)
-            for level in range(self.config.L):
-                self._codebook_from_ema(level)
+            self._codebook_from_ema()
         self.stats_are_shares.fill_(False)
 
     @torch.no_grad()
-    def _codebook_from_ema(self, level: int) -> None:
-        """EMA codebook: each code is its cluster's running sum over its Laplace-smoothed running size."""
-        size = self.ema_size[level]
-        n = size.sum()
+    def _codebook_from_ema(self) -> None:
+        """EMA codebooks: each code is its cluster's running sum over its Laplace-smoothed running size."""
+        size = self.ema_size
+        n = size.sum(-1, keepdim=True)
         smoothed = (size + 1e-5) / (n + self.config.K * 1e-5) * n
-        self.codebooks.data[level] = self.ema_sum[level] / smoothed[:, None]
+        self.codebooks.data.copy_(self.ema_sum / smoothed[..., None])
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._ready = False  # the loaded start-up flags are read again at the next training step
+        super()._load_from_state_dict(*args, **kwargs)
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, L)`` of latents ``z`` ``(B, D)`` (no gradient, no state change)."""
-        residual = self.prepare(z)
-        codes = []
-        for level in range(self.config.L):
-            idx = nearest_code(residual, self.codebooks[level], self.config.distance)
+        return self._descend(self.prepare(z), self.codebooks)[0]
+
+    def _descend(self, residual: torch.Tensor, books: torch.Tensor):
+        """The residual descent (eq. 3-4): ``(codes (B, L), residuals entering each level (L, B, D), chosen
+        codes (L, B, D))``. Residuals carry ``residual``'s gradient, chosen codes that of ``books``; the lookup
+        itself is made on detached values."""
+        c = self.config
+        flat = books.detach()
+        sq = (flat * flat).sum(-1) if c.distance == "l2" else None  # every level's code norms at once
+        codes, residuals = [], []
+        for level in range(c.L):
+            if sq is None:
+                idx = nearest_code(residual.detach(), flat[level], c.distance)
+            else:  # argmin ||c||^2 - 2 r.c (nearest_code's formula, the norms computed once)
+                idx = torch.addmm(sq[level], residual.detach(), flat[level].T, alpha=-2).argmin(-1)
             codes.append(idx)
-            residual = residual - self.codebooks[level, idx]
-        return torch.stack(codes, dim=1)
+            residuals.append(residual)
+            residual = residual - flat[level].index_select(0, idx)
+        codes_t = torch.stack(codes, dim=1)
+        # every level's chosen codes in one gather from the flattened books (one index_add in the backward)
+        offsets = torch.arange(c.L, device=codes_t.device)[:, None] * c.K
+        chosen = books.reshape(-1, c.D).index_select(0, (codes_t.T + offsets).reshape(-1)).view(c.L, -1, c.D)
+        return codes_t, torch.stack(residuals), chosen
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the chosen codes: ``codes`` ``(B, L')`` with ``L' <= L`` -> ``(B, D)``."""
@@ -207,75 +228,73 @@ class ResidualQuantizer(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """Quantize ``z`` ``(B, D)``; in training mode also initialise, update EMA codebooks and reset dead codes."""
+        """Quantize ``z`` ``(B, D)``; in training mode also initialise, update EMA codebooks and reset dead codes.
+        The levels are found one after the other; the losses, the estimator and the statistics of all levels
+        are then computed at once on ``(L, B, D)`` stacks (a few operations instead of a few per level)."""
         c = self.config
-        if self.training:
-            # both start-up flags in one device read (each read is a host sync on a GPU)
+        if self.training and not self._ready:
+            # both start-up flags in one device read (each read is a host sync on a GPU); once the quantizer is
+            # initialised and counting, they are not read again (until a state dict is loaded)
             initialized, shares = torch.stack([self.initialized, self.stats_are_shares]).tolist()
             if not initialized:
                 self.init_from_data(z)
             if shares or not initialized:
                 self._shares_to_counts(len(z))
+            self._ready = True
         z = self.prepare(z)
-        residual = z
-        codes, norms, chosen, rotated = [], [], [], []
-        commitment = z.new_zeros(len(z))  # per item, summed over levels
-        codebook_loss = z.new_zeros(len(z))
-        for level in range(c.L):
-            book = self.codebooks[level]
-            idx = nearest_code(residual.detach(), book.detach(), c.distance)
-            q = book[idx]  # (B, D)
-            norms.append(residual.norm(dim=-1))
-            commitment = commitment + ((residual - q.detach()) ** 2).mean(-1)
-            if not c.ema:
-                codebook_loss = codebook_loss + ((q - residual.detach()) ** 2).mean(-1)
-            if c.estimator == "rotation":
-                rotated.append(rotate_onto(residual, q.detach()))
-            codes.append(idx)
-            chosen.append(q)
-            if self.training:
-                self._update_level(level, residual.detach(), idx)
-            residual = residual - q.detach()
-        codes_t = torch.stack(codes, dim=1)
-        z_q = torch.stack(chosen, 0).sum(0)
-        if c.estimator == "rotation":
-            quantized = torch.stack(rotated, 0).sum(0)
-        else:
-            quantized = z + (z_q - z).detach()  # straight-through estimator
-        losses = {"commitment": c.beta * commitment}
+        codes, residuals, chosen = self._descend(z, self.codebooks)
+        # per item, summed over levels
+        losses = {"commitment": c.beta * ((residuals - chosen.detach()) ** 2).mean(-1).sum(0)}
         if not c.ema:
-            losses["codebook"] = codebook_loss
-        return QuantizerOutput(codes_t, quantized, torch.stack(norms, dim=1), losses)
+            losses["codebook"] = ((chosen - residuals.detach()) ** 2).mean(-1).sum(0)
+        if c.estimator == "rotation":
+            quantized = rotate_onto(residuals, chosen.detach()).sum(0)
+        else:
+            quantized = z + (chosen.detach().sum(0) - z).detach()  # straight-through estimator
+        if self.training:
+            self._update(residuals.detach(), codes)
+        return QuantizerOutput(codes, quantized, residuals.norm(dim=-1).T, losses)
 
     @torch.no_grad()
-    def _update_level(self, level: int, residual: torch.Tensor, idx: torch.Tensor) -> None:
+    def _update(self, residuals: torch.Tensor, codes: torch.Tensor) -> None:
+        """Usage EMA, EMA codebooks and dead-code resets of every level from one batch (``residuals``
+        ``(L, B, D)`` entering each level, ``codes`` ``(B, L)``)."""
         c = self.config
-        counts = torch.bincount(idx, minlength=c.K).to(residual.dtype)
-        self.usage[level].mul_(c.usage_decay).add_(counts, alpha=1 - c.usage_decay)
+        flat = (codes.T + torch.arange(c.L, device=codes.device)[:, None] * c.K).reshape(-1)
+        counts = torch.bincount(flat, minlength=c.L * c.K).view(c.L, c.K).to(residuals.dtype)
+        self.usage.mul_(c.usage_decay).add_(counts, alpha=1 - c.usage_decay)
         if c.ema:
-            sums = torch.zeros_like(self.ema_sum[level]).index_add_(0, idx, residual)
-            self.ema_size[level].mul_(c.ema_decay).add_(counts, alpha=1 - c.ema_decay)
-            self.ema_sum[level].mul_(c.ema_decay).add_(sums, alpha=1 - c.ema_decay)
-            self._codebook_from_ema(level)
-        self.last_resets[level] = 0
+            sums = residuals.new_zeros(c.L * c.K, c.D).index_add_(0, flat, residuals.reshape(-1, c.D))
+            self.ema_size.mul_(c.ema_decay).add_(counts, alpha=1 - c.ema_decay)
+            self.ema_sum.mul_(c.ema_decay).add_(sums.view(c.L, c.K, c.D), alpha=1 - c.ema_decay)
+            self._codebook_from_ema()
+        self.last_resets = [0] * c.L
         if c.dead_code_threshold > 0:
-            dead = self.usage[level] < c.dead_code_threshold
-            n_dead = int(dead.sum())
-            if n_dead:
-                # distinct batch residuals (two codes reset to the same vector would leave one dead); with more
-                # dead codes than residuals, reset a random subset now and the rest at later steps
-                if n_dead > len(residual):
-                    keep = torch.randperm(n_dead, device=residual.device)[:len(residual)]
-                    dead = torch.zeros_like(dead).index_fill_(0, dead.nonzero().squeeze(1)[keep], True)
-                    n_dead = len(residual)
-                pick = torch.randperm(len(residual), device=residual.device)[:n_dead]
-                self.codebooks.data[level, dead] = residual[pick]
-                # a new code starts as a cluster of `threshold` members: a grace period before it can expire
-                self.usage[level, dead] = float(c.dead_code_threshold)
-                if c.ema:
-                    self.ema_sum[level, dead] = residual[pick] * c.dead_code_threshold
-                    self.ema_size[level, dead] = float(c.dead_code_threshold)
-                self.last_resets[level] = n_dead
+            for level in range(c.L):
+                self._reset_dead(level, residuals[level])
+
+    @torch.no_grad()
+    def _reset_dead(self, level: int, residual: torch.Tensor) -> None:
+        """Replace the codes of ``level`` whose running usage is under the threshold by batch residuals."""
+        c = self.config
+        dead = self.usage[level] < c.dead_code_threshold
+        n_dead = int(dead.sum())
+        if not n_dead:
+            return
+        # distinct batch residuals (two codes reset to the same vector would leave one dead); with more dead
+        # codes than residuals, reset a random subset now and the rest at later steps
+        if n_dead > len(residual):
+            keep = torch.randperm(n_dead, device=residual.device)[:len(residual)]
+            dead = torch.zeros_like(dead).index_fill_(0, dead.nonzero().squeeze(1)[keep], True)
+            n_dead = len(residual)
+        pick = torch.randperm(len(residual), device=residual.device)[:n_dead]
+        self.codebooks.data[level, dead] = residual[pick]
+        # a new code starts as a cluster of `threshold` members: a grace period before it can expire
+        self.usage[level, dead] = float(c.dead_code_threshold)
+        if c.ema:
+            self.ema_sum[level, dead] = residual[pick] * c.dead_code_threshold
+            self.ema_size[level, dead] = float(c.dead_code_threshold)
+        self.last_resets[level] = n_dead
 
 
 class SoftIndex(NamedTuple):

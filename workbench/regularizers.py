@@ -20,25 +20,29 @@ import torch.nn.functional as F
 
 
 def soft_assignment(residual: torch.Tensor, codebook: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """``(B, K)`` probabilities of assigning each residual ``(B, D)`` to each code of ``codebook`` ``(K, D)``."""
-    d2 = (residual * residual).sum(-1, keepdim=True) - 2 * residual @ codebook.T + (codebook * codebook).sum(-1)[None]
+    """``(B, K)`` probabilities of assigning each residual ``(B, D)`` to each code of ``codebook`` ``(K, D)``;
+    batched over leading dimensions (``(L, B, D)`` residuals against ``(L, K, D)`` codebooks give ``(L, B, K)``)."""
+    d2 = ((residual * residual).sum(-1, keepdim=True) - 2 * residual @ codebook.transpose(-1, -2)
+          + (codebook * codebook).sum(-1).unsqueeze(-2))
     return F.softmax(-d2 / temperature, dim=-1)
 
 
 def sparsity_kl(probs: torch.Tensor, rho: float, eps: float = 1e-8) -> torch.Tensor:
-    """MoToRec eq. 5: ``sum_j KL(rho || rho_hat_j)`` with ``rho_hat = probs.mean(0)``; ``probs`` ``(B, K)``."""
+    """MoToRec eq. 5: ``sum_j KL(rho || rho_hat_j)`` with ``rho_hat`` the batch mean of ``probs`` ``(B, K)``;
+    ``(..., B, K)`` gives one value per leading index (e.g. per level)."""
     if not 0 < rho < 1:
         raise ValueError(f"rho must be in (0, 1), got {rho}")
-    rho_hat = probs.mean(0).clamp(eps, 1 - eps)
+    rho_hat = probs.mean(-2).clamp(eps, 1 - eps)
     kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
-    return kl.sum()
+    return kl.sum(-1)
 
 
 def diversity_loss(probs: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """CEMG ``L_div``: ``1 - perplexity(p_bar) / K`` for soft assignments ``probs`` ``(B, K)``."""
-    p_bar = probs.mean(0)
-    entropy = -(p_bar * torch.log(p_bar + eps)).sum()
-    return 1 - torch.exp(entropy) / probs.shape[1]
+    """CEMG ``L_div``: ``1 - perplexity(p_bar) / K`` for soft assignments ``probs`` ``(B, K)`` (``(..., B, K)``:
+    one value per leading index)."""
+    p_bar = probs.mean(-2)
+    entropy = -(p_bar * torch.log(p_bar + eps)).sum(-1)
+    return 1 - torch.exp(entropy) / probs.shape[-1]
 
 
 def orthogonal_loss(weights: list[torch.Tensor]) -> torch.Tensor:

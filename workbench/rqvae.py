@@ -120,26 +120,25 @@ class RQVAE(TokenizerModule):
         losses = {name: weighted_mean(value, weights) for name, value in per_item.items()}
         c = self.config
         if c.sparsity_weight or c.diversity_weight:
-            probs = self._level_probabilities(z, q.codes)
+            probs = self._level_probabilities(z, q.codes)  # (L, B, K)
+            # averaged over levels (MoToRec eq. 5 per level)
             if c.sparsity_weight:
-                # MoToRec eq. 5, averaged over levels
-                losses["sparsity"] = c.sparsity_weight * torch.stack([sparsity_kl(p, c.sparsity_rho) for p in probs]).mean()
+                losses["sparsity"] = c.sparsity_weight * sparsity_kl(probs, c.sparsity_rho).mean()
             if c.diversity_weight:
-                losses["diversity"] = c.diversity_weight * torch.stack([diversity_loss(p) for p in probs]).mean()
+                losses["diversity"] = c.diversity_weight * diversity_loss(probs).mean()
         total = torch.stack(list(losses.values())).sum()
         if not torch.isfinite(total):
             raise FloatingPointError(f"RQ-VAE loss is {total.item()} ({ {k: float(v) for k, v in losses.items()} }): "
                                      "training diverged; lower the learning rate")
         return RQVAEOutput(q.codes, recon, z, q.quantized, losses, total)
 
-    def _level_probabilities(self, z: torch.Tensor, codes: torch.Tensor) -> list[torch.Tensor]:
-        """Soft assignment ``(B, K)`` of each level's residual (differentiable in encoder and codebooks)."""
+    def _level_probabilities(self, z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Soft assignment ``(L, B, K)`` of each level's residual ``z - sum_{l' < l} sg(q_l')`` (differentiable in
+        the encoder and the codebooks)."""
         books = self.quantizer.codebooks
-        residual, probs = z, []
-        for level in range(self.L):
-            probs.append(soft_assignment(residual, books[level], self.config.temperature))
-            residual = residual - books[level, codes[:, level]].detach()
-        return probs
+        chosen = books.detach()[torch.arange(self.L, device=codes.device)[:, None], codes.T]  # (L, B, D)
+        residuals = z.unsqueeze(0) - (chosen.cumsum(0) - chosen)
+        return soft_assignment(residuals, books, self.config.temperature)
 
     # ------------------------------------------------------------------------------- tokenizer contract
     @torch.no_grad()
