@@ -306,15 +306,15 @@ class MoToRec(GraphModel):
         c = self.config
         tables, rq_loss = self.item_tables(self._next_chunk())
         cl = c.use_cl and c.lambda_cl
-        # every embedding the loss needs is computed at its rows only and once per node: the batch's distinct
-        # users and items (a third of a batch's item draws repeat one: popular items), final layer mean
+        # every embedding the loss needs is computed at its rows only, once per node: the layer mean at the
+        # batch's distinct users and items (a third of a batch's item draws repeat one), the first layer at the
+        # InfoNCE nodes
         nb = len(users)
         uu, u_at = users.unique(return_inverse=True)
         ii, i_at = torch.cat([pos, neg]).unique(return_inverse=True)
         # InfoNCE nodes, as positions in uu / ii: distinct batch users and positive items, at most cl_nodes each
         bu = _sample(torch.arange(len(uu), device=uu.device), c.cl_nodes) if cl else u_at[:0]
         bi = _sample(i_at[:nb].unique(), c.cl_nodes) if cl else i_at[:0]
-        # ... and the InfoNCE nodes' first layer
         final, first = self.channels(tables, (uu, ii, uu[bu], ii[bi]))
         u_all, i_all = self._fuse(final)
         u, i, j = rows(u_all, u_at), rows(i_all, i_at[:nb]), rows(i_all, i_at[nb:])
