@@ -215,14 +215,18 @@ class ResidualQuantizer(nn.Module):
             residual = residual - flat[level].index_select(0, idx)
         codes_t = torch.stack(codes, dim=1)
         # every level's chosen codes in one gather from the flattened books (one index_add in the backward)
-        offsets = torch.arange(c.L, device=codes_t.device)[:, None] * c.K
-        chosen = books.reshape(-1, c.D).index_select(0, (codes_t.T + offsets).reshape(-1)).view(c.L, -1, c.D)
+        chosen = books.reshape(-1, c.D).index_select(0, self._flat_ids(codes_t).T.reshape(-1)).view(c.L, -1, c.D)
         return codes_t, torch.stack(residuals), chosen
+
+    def _flat_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """Rows of the flattened ``(L * K, D)`` codebooks chosen by ``codes`` ``(B, L')`` (level ``l`` of an item
+        is row ``l * K + code``), same shape."""
+        return codes + torch.arange(codes.shape[1], device=codes.device) * self.config.K
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the chosen codes: ``codes`` ``(B, L')`` with ``L' <= L`` -> ``(B, D)``."""
         n, depth = codes.shape
-        flat = (codes + torch.arange(depth, device=codes.device) * self.config.K).reshape(-1)
+        flat = self._flat_ids(codes).reshape(-1)
         # index_select: its backward is an index_add (advanced indexing's is a slower accumulate-put)
         return self.codebooks.reshape(-1, self.config.D).index_select(0, flat).view(n, depth, -1).sum(1)
 
@@ -260,7 +264,7 @@ class ResidualQuantizer(nn.Module):
         """Usage EMA, EMA codebooks and dead-code resets of every level from one batch (``residuals``
         ``(L, B, D)`` entering each level, ``codes`` ``(B, L)``)."""
         c = self.config
-        flat = (codes.T + torch.arange(c.L, device=codes.device)[:, None] * c.K).reshape(-1)
+        flat = self._flat_ids(codes).T.reshape(-1)  # level-major, as residuals.reshape(-1, D)
         counts = torch.bincount(flat, minlength=c.L * c.K).view(c.L, c.K).to(residuals.dtype)
         self.usage.mul_(c.usage_decay).add_(counts, alpha=1 - c.usage_decay)
         if c.ema:
