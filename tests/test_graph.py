@@ -224,7 +224,7 @@ def test_motorec_batch_loss_equals_the_full_table_computation(planted):
     pos, neg = (torch.randint(0, 12, (64,), generator=gen) for _ in range(2))
     ours = model.loss(users, pos, neg)["bpr"]
     g_ours = torch.autograd.grad(ours, [model.user_emb, model.item_emb])
-    u_all, i_all = model._fuse(model.channels(tables)[0])
+    u_all, i_all = model._fuse(model._propagate(tables)[0])
     ref = bpr_loss((u_all[users] * i_all[pos]).sum(-1), (u_all[users] * i_all[neg]).sum(-1))
     g_ref = torch.autograd.grad(ref, [model.user_emb, model.item_emb])
     torch.testing.assert_close(ours, ref)

@@ -113,14 +113,15 @@ ABLATIONS: dict[str, dict[str, bool]] = {
 
 
 class HybridFusion(nn.Module):
-    """Eq. 8 plus the gated residual. Content channels ``h_1..h_M`` (``channel_dim`` each):
-    ``e_m = alpha W_c [h_1;...;h_M] + (1 - alpha) W_a sum_m beta_m h_m`` with attention weights
-    ``beta = softmax_m(q . tanh(W h_m + b))``; then ``e = e_id + sigmoid(W_g [e_m; e_id]) * e_m``.
-    Without HF: ``e_m = W_c [h_1;...;h_M]`` (no attention parameters)."""
+    """Eq. 8 plus the gated residual. Content channels ``h_1..h_M`` (``channel_dim`` each, side by side in one
+    ``(B, M * channel_dim)`` tensor ``h``): ``e_m = alpha W_c h + (1 - alpha) W_a sum_m beta_m h_m`` with attention
+    weights ``beta = softmax_m(q . tanh(W h_m + b))``; then ``e = e_id + sigmoid(W_g [e_m; e_id]) * e_m``.
+    Without HF: ``e_m = W_c h`` (no attention parameters)."""
 
     def __init__(self, n_channels: int, channel_dim: int, dim: int, alpha: float, hybrid: bool):
         super().__init__()
         self.alpha, self.hybrid = alpha, hybrid
+        self.n_channels, self.channel_dim = n_channels, channel_dim
         self.concat = nn.Linear(n_channels * channel_dim, dim)
         if hybrid:
             self.att_proj = nn.Linear(channel_dim, channel_dim)
@@ -128,18 +129,26 @@ class HybridFusion(nn.Module):
             self.att_out = nn.Linear(channel_dim, dim)
         self.gate = nn.Linear(2 * dim, dim)
 
-    def attention_weights(self, channels: list[torch.Tensor]) -> torch.Tensor:
-        """``(B, M)`` softmax weights of the content channels."""
-        h = torch.stack(channels, dim=1)  # (B, M, channel_dim)
-        return torch.softmax(torch.tanh(self.att_proj(h)) @ self.att_query, dim=1)
+    def _stacked(self, content: torch.Tensor) -> torch.Tensor:
+        """``(B, M, channel_dim)`` view of the side-by-side channels (no copy)."""
+        if content.shape[-1] != self.n_channels * self.channel_dim:
+            raise ValueError(f"expected {self.n_channels} channels of {self.channel_dim} side by side "
+                             f"({self.n_channels * self.channel_dim} columns), got {tuple(content.shape)}")
+        return content.view(len(content), self.n_channels, self.channel_dim)
 
-    def forward(self, channels: list[torch.Tensor], ids: torch.Tensor) -> torch.Tensor:
-        content = self.concat(torch.cat(channels, dim=1))
+    def attention_weights(self, content: torch.Tensor) -> torch.Tensor:
+        """``(B, M)`` softmax weights of the content channels ``(B, M * channel_dim)``."""
+        return torch.softmax(torch.tanh(self.att_proj(self._stacked(content))) @ self.att_query, dim=1)
+
+    def forward(self, content: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """``content`` ``(B, M * channel_dim)`` (the channels side by side, as propagated), ``ids`` ``(B, dim)``."""
+        e = self.concat(content)
         if self.hybrid:
-            att = (self.attention_weights(channels)[..., None] * torch.stack(channels, dim=1)).sum(1)
-            content = self.alpha * content + (1 - self.alpha) * self.att_out(att)
-        gate = torch.sigmoid(self.gate(torch.cat([content, ids], dim=1)))
-        return ids + gate * content
+            # sum_m beta_m h_m as one batched product (B, 1, M) @ (B, M, channel_dim)
+            att = torch.bmm(self.attention_weights(content).unsqueeze(1), self._stacked(content)).squeeze(1)
+            e = torch.lerp(self.att_out(att), e, self.alpha)  # alpha * concat + (1 - alpha) * attention
+        gate = torch.sigmoid(self.gate(torch.cat([e, ids], dim=1)))
+        return torch.addcmul(ids, gate, e)
 
 
 class MoToRec(GraphModel):
@@ -267,11 +276,18 @@ class MoToRec(GraphModel):
 
     # -------------------------------------------------------------------------------------- graph encoder
     def channels(self, tables: dict[str, torch.Tensor], at: tuple = (None, None, None, None)):
-        """Propagate the channels (eq. 7). The token channels (``dim / M`` wide each) travel side by side in one
-        ``dim``-wide propagation, which is the same as propagating each alone (propagation acts column-wise) at
-        the cost of one. Returns ``{channel: (users, items)}`` layer means and first-layer embeddings (the second
-        InfoNCE view), channels named by modality plus ``"id"``, at the rows ``at = (users, items, first-layer users,
-        first-layer items)`` (``None``: every row; see :meth:`NormalizedAdjacency.propagate_at`)."""
+        """Propagate the channels (eq. 7). Returns ``{channel: (users, items)}`` layer means and first-layer
+        embeddings (the second InfoNCE view), channels named by modality plus ``"id"``, at the rows ``at = (users,
+        items, first-layer users, first-layer items)`` (``None``: every row; see
+        :meth:`NormalizedAdjacency.propagate_at`)."""
+        final, first = self._propagate(tables, at)
+        return self._split(final), self._split(first)
+
+    def _propagate(self, tables: dict[str, torch.Tensor], at: tuple = (None, None, None, None)):
+        """:meth:`channels` with the token channels (``dim / M`` wide each) side by side: ``{"content": (users,
+        items), "id": (users, items)}``. They travel in one ``dim``-wide propagation, which is the same as
+        propagating each alone (propagation acts column-wise) at the cost of one, and stay side by side for the
+        fusion and the InfoNCE views (no split and re-concatenation)."""
         content = torch.cat([tables[m] for m in self.modalities], dim=1)
         final, first = {}, {}
         # users start empty in the content channels (None = zeros): their content comes from their items
@@ -282,7 +298,7 @@ class MoToRec(GraphModel):
             u, i = final["id"]
             h = self.item_graph(self.item_emb)
             final["id"] = (u, i + (h if at[1] is None else rows(h, at[1])))
-        return self._split(final), self._split(first)
+        return final, first
 
     def _split(self, channels):
         out = {"id": channels["id"]}
@@ -292,14 +308,14 @@ class MoToRec(GraphModel):
         return out
 
     def _fuse(self, final):
-        """Hybrid fusion (eq. 8 + gated residual) of the channel embeddings ``{channel: (users, items)}``."""
-        u = self.user_fusion([final[m][0] for m in self.modalities], final["id"][0])
-        i = self.item_fusion([final[m][1] for m in self.modalities], final["id"][1])
+        """Hybrid fusion (eq. 8 + gated residual) of :meth:`_propagate`'s ``{"content": .., "id": ..}``."""
+        u = self.user_fusion(final["content"][0], final["id"][0])
+        i = self.item_fusion(final["content"][1], final["id"][1])
         return u, i
 
     def embeddings(self):
         tables, _ = self.item_tables(None)
-        final, _ = self.channels(tables)
+        final, _ = self._propagate(tables)
         return self._fuse(final)
 
     def loss(self, users, pos, neg):
@@ -315,16 +331,14 @@ class MoToRec(GraphModel):
         # InfoNCE nodes, as positions in uu / ii: distinct batch users and positive items, at most cl_nodes each
         bu = _sample(torch.arange(len(uu), device=uu.device), c.cl_nodes) if cl else u_at[:0]
         bi = _sample(i_at[:nb].unique(), c.cl_nodes) if cl else i_at[:0]
-        final, first = self.channels(tables, (uu, ii, uu[bu], ii[bi]))
+        final, first = self._propagate(tables, (uu, ii, uu[bu], ii[bi]))
         u_all, i_all = self._fuse(final)
         u, i, j = rows(u_all, u_at), rows(i_all, i_at[:nb]), rows(i_all, i_at[nb:])
         out = {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1))}
         if cl:
-            names = [*self.modalities, "id"]
-
-            def view(emb, side, at=None):
-                return perturb(torch.cat([emb[n][side] if at is None else rows(emb[n][side], at) for n in names],
-                                         dim=1), c.cl_noise)
+            def view(emb, side, at=None):  # every channel side by side: the token channels, then the IDs
+                return perturb(torch.cat([emb[n][side] if at is None else rows(emb[n][side], at)
+                                          for n in ("content", "id")], dim=1), c.cl_noise)
             out["cl"] = c.lambda_cl * (info_nce(view(final, 0, bu), view(first, 0), c.cl_temperature)
                                        + info_nce(view(final, 1, bi), view(first, 1), c.cl_temperature))
         if rq_loss is not None:
