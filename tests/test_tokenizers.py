@@ -93,6 +93,37 @@ def test_kmeans_init_recovers_clusters():
     assert normalized_mutual_info_score(truth, assign) == pytest.approx(1.0)
 
 
+def test_random_seeding_draws_distinct_rows():
+    """Many identical rows (like the exact-zero residuals of items that are their own code one level up) must not
+    become duplicate seeds: every centre ends distinct and in use. k-means++ is the function's default."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.zeros(60, 4), torch.randn(20, 4, generator=gen)])
+    for seed in range(5):
+        centres = kmeans(x, 16, iters=5, seed=seed, seeding="random")
+        assert len(torch.unique(centres, dim=0)) == 16
+        assert (torch.bincount(nearest_code(x, centres), minlength=16) > 0).all()
+    with pytest.raises(ValueError, match="seeding"):
+        kmeans(x, 4, seeding="farthest")
+    with pytest.raises(ValueError, match="kmeans_seeding"):
+        QuantizerConfig(kmeans_seeding="farthest")
+
+
+def test_ema_init_leaves_the_codebooks_the_first_step_uses():
+    """With EMA, the k-means initialisation writes the Laplace-smoothed codes the first step would compute from the
+    statistics (so each next level is fitted to the residuals that step will see): scaling the statistics to a
+    batch of the sample's size leaves the codebooks unchanged; the raw centres differ by ~1e-5 relative."""
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(64, 8, generator=gen)
+    q = ResidualQuantizer(D=8, L=3, K=32, ema=True)
+    q.init_from_data(z, seed=0)
+    initial = q.codebooks.detach().clone()
+    q._shares_to_counts(len(z))
+    torch.testing.assert_close(q.codebooks.detach(), initial, rtol=1e-6, atol=1e-8)
+    raw = kmeans(z, 32, q.config.kmeans_iters, seed=0, seeding=q.config.kmeans_seeding)
+    assert not torch.equal(initial[0], raw)  # level 1: the smoothed centres, not the raw ones
+    torch.testing.assert_close(initial[0], raw, rtol=1e-4, atol=0)
+
+
 def test_dead_codes_are_reset_and_counted():
     q = ResidualQuantizer(D=2, L=1, K=4, kmeans_init=False, dead_code_threshold=0.5, usage_decay=0.0)
     q.codebooks.data[0] = torch.tensor([[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0], [100.0, -100.0]])

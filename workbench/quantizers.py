@@ -16,13 +16,25 @@ residual moves on (eq. 4). Options, each a separate small function below:
   the count per level is reported). The running statistics start from the k-means clusters, as in lucidrains'
   ``vector-quantize-pytorch``: a code's usage (and, with EMA, its cluster size and sum) is its share of the
   k-means sample times the first training batch's size, so a code that k-means left (nearly) empty is replaced
-  at the first step; EMA codebooks are then the Laplace-smoothed cluster means, as at every later step; a
-  replaced code restarts as a cluster of ``dead_code_threshold`` members. Our first version started every code
-  at one member with the raw k-means centres and left 1.0-1.6% of the tokenizer benchmark's clustered items
-  colliding (lucidrains' 0.03-0.09%); now 0-0.06% (seeds 0-2, one-batch k-means as theirs). Both parts matter,
-  the smoothing by a surprising margin: the count start with the raw centres in the first step gave 1.0-1.5%
-  (seeds 0-5). The smoothed codes differ from the centres by ~1e-5 relative, so items that are their own k-means
-  centre keep a tiny residual instead of an exact zero; beyond that we have not found the mechanism.
+  at the first step; EMA codebooks are the Laplace-smoothed cluster means from the start; a replaced code
+  restarts as a cluster of ``dead_code_threshold`` members.
+
+Seeding the initialization (measured with ``python -m workbench.bench tokenizer``, 5 seeds, and throwaway runs):
+
+* ``kmeans_seeding="random"`` seeds each level's k-means with random *distinct* rows of its residuals (the
+  tokenizer benchmark uses it with 10 iterations, as lucidrains'); ``"kmeans++"`` (the default) favours far-out
+  points. With EMA codebooks and dead-code resets (the benchmark's setting) k-means++ left levels 2-4 of random
+  4,096-d features 0.1-0.2 bit below lucidrains' quantizer; random seeding closes that gap. With
+  gradient-trained codebooks and MoToRec's sparsity term (D=32, L=4, K=512, on the synthetic catalogue's image
+  and text features, 2 seeds) k-means++ gave 0.2-0.9 bit more level-1 entropy and similar collisions, so it
+  stays the default;
+* with EMA codebooks, the next level's k-means sees the residuals left by the *smoothed* codes the first step
+  will use. Residuals of the raw centres are exactly zero for every item alone in its cluster (53 of 1,024
+  clustered items at level 1, 414 by level 4, in a throwaway check), random seeding then drew several
+  identical zero vectors as seeds, and all but one stayed empty (84 of 256 codes by level 4): with random
+  seeding and raw centres, levels 2-4 of the clustered set collapsed to ~6 bits and 1.1-1.3% of its items
+  collided. The smoothed codes differ from the centres by ~1e-5 relative, enough to keep those residuals
+  distinct; seeding from distinct rows also keeps exact duplicates out without EMA.
 
 ``forward`` returns a :class:`QuantizerOutput`: codes ``(B, L)``, quantized vector ``(B, D)`` (carrying the
 chosen estimator's gradient), per-level residual norms ``(B, L)`` and a loss breakdown by name.
@@ -53,12 +65,15 @@ class QuantizerConfig:
     ema_decay: float = 0.99
     kmeans_init: bool = True         # initialise each level by k-means on the first training batch
     kmeans_iters: int = 20
+    kmeans_seeding: str = "kmeans++"  # "kmeans++" | "random" (distinct sample rows, as lucidrains'; see module doc)
     dead_code_threshold: float = 0.0  # reset codes whose running usage (EMA of counts per batch) is below this
     usage_decay: float = 0.99
 
     def __post_init__(self) -> None:
         if self.distance not in ("l2", "cosine"):
             raise ValueError(f"distance must be 'l2' or 'cosine', got {self.distance!r}")
+        if self.kmeans_seeding not in ("random", "kmeans++"):
+            raise ValueError(f"kmeans_seeding must be 'random' or 'kmeans++', got {self.kmeans_seeding!r}")
         if self.estimator not in ("ste", "rotation"):
             raise ValueError(f"estimator must be 'ste' or 'rotation', got {self.estimator!r}")
         if min(self.D, self.L, self.K) < 1:
@@ -102,22 +117,37 @@ def rotate_onto(e: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.where(degenerate, e + (q - e).detach(), rotated)
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Tensor:
-    """Lloyd's k-means with k-means++ seeding, vectorized in torch. ``x`` ``(n, D)`` -> centres ``(k, D)``.
-    With fewer points than ``k`` the missing centres are points plus small noise."""
+def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0, seeding: str = "kmeans++") -> torch.Tensor:
+    """Lloyd's k-means, vectorized in torch. ``x`` ``(n, D)`` -> centres ``(k, D)``. Seeding: ``"kmeans++"``
+    (the next centre drawn proportionally to the squared distance: robust for a few well-separated clusters) or
+    ``"random"`` (``k`` distinct rows of ``x``: the seeds follow the density, see :class:`ResidualQuantizer`).
+    With fewer (distinct) points than ``k`` the missing centres are points plus small noise."""
+    if seeding not in ("kmeans++", "random"):
+        raise ValueError(f"seeding must be 'kmeans++' or 'random', got {seeding!r}")
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    candidates = x
+    if seeding == "random":
+        # distinct rows only: identical rows (e.g. the exact-zero residuals of items that are their own code at
+        # the level above) would otherwise become duplicate centres, all but one left empty
+        candidates = torch.unique(x, dim=0)
+        if len(candidates) < k:
+            x = candidates
     n = len(x)
     if n < k:
         extra = x[torch.randint(n, (k - n,), generator=gen).to(x.device)]
         noise = 1e-3 * torch.randn(extra.shape, generator=gen).to(x.device) * (x.std() + 1e-6)
         return torch.cat([x, extra + noise])
-    centres = x[torch.randint(n, (1,), generator=gen).to(x.device)]
-    closest = ((x - centres[0]) ** 2).sum(-1)
-    for _ in range(1, k):  # k-means++: sample the next centre proportionally to the squared distance
-        probs = (closest / closest.sum().clamp_min(1e-12)).cpu()
-        idx = torch.multinomial(probs, 1, generator=gen) if probs.sum() > 0 else torch.randint(n, (1,), generator=gen)
-        centres = torch.cat([centres, x[idx.to(x.device)]])
-        closest = torch.minimum(closest, ((x - centres[-1]) ** 2).sum(-1))
+    if seeding == "random":
+        centres = candidates[torch.randperm(len(candidates), generator=gen)[:k].to(x.device)]
+    else:
+        centres = x[torch.randint(n, (1,), generator=gen).to(x.device)]
+        closest = ((x - centres[0]) ** 2).sum(-1)
+        for _ in range(1, k):  # k-means++: sample the next centre proportionally to the squared distance
+            probs = (closest / closest.sum().clamp_min(1e-12)).cpu()
+            idx = (torch.multinomial(probs, 1, generator=gen) if probs.sum() > 0
+                   else torch.randint(n, (1,), generator=gen))
+            centres = torch.cat([centres, x[idx.to(x.device)]])
+            closest = torch.minimum(closest, ((x - centres[-1]) ** 2).sum(-1))
     for _ in range(iters):
         assign = nearest_code(x, centres)
         sums = torch.zeros_like(centres).index_add_(0, assign, x)
@@ -125,6 +155,13 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 20, seed: int = 0) -> torch.Ten
         empty = counts == 0
         centres = torch.where(empty[:, None], centres, sums / counts.clamp_min(1)[:, None])
     return centres
+
+
+def _smoothed(size: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Laplace-smoothed cluster sizes over the last dimension (``K`` codes), same total: EMA codebooks are the
+    running sums over these (as lucidrains'), so an empty cluster never divides by zero."""
+    n = size.sum(-1, keepdim=True)
+    return (size + eps) / (n + size.shape[-1] * eps) * n
 
 
 class ResidualQuantizer(nn.Module):
@@ -155,17 +192,24 @@ class ResidualQuantizer(nn.Module):
     def init_from_data(self, z: torch.Tensor, seed: int = 0) -> None:
         """k-means initialisation: level ``l``'s codebook = k-means of the residuals left by levels ``< l``; each
         code's usage statistics start at its share of the sample (scaled to counts by the first training batch)."""
+        c = self.config
         residual = self.prepare(z.detach())
-        for level in range(self.config.L):
-            centres = kmeans(residual, self.config.K, self.config.kmeans_iters, seed=seed + level)
-            self.codebooks.data[level] = centres
-            assign = nearest_code(residual, centres, self.config.distance)
-            share = torch.bincount(assign, minlength=self.config.K).to(residual.dtype) / len(residual)
+        n = len(residual)
+        for level in range(c.L):
+            centres = kmeans(residual, c.K, c.kmeans_iters, seed=seed + level, seeding=c.kmeans_seeding)
+            assign = nearest_code(residual, centres, c.distance)
+            share = torch.bincount(assign, minlength=c.K).to(residual.dtype) / n
             self.usage[level] = share
-            if self.config.ema:
+            codes = centres
+            if c.ema:
                 self.ema_size[level] = share
                 self.ema_sum[level] = centres * share[:, None]
-            residual = residual - centres[assign]
+                # the codebook the first step will use (the Laplace-smoothed EMA means, for a batch of n items),
+                # so the next level's k-means sees the residuals that step will see
+                counts = share * n
+                codes = centres * (counts / _smoothed(counts))[:, None]
+            self.codebooks.data[level] = codes
+            residual = residual - codes[assign]
         self.stats_are_shares.fill_(True)
         self.initialized.fill_(True)
         self._ready = False
@@ -183,10 +227,7 @@ class ResidualQuantizer(nn.Module):
     @torch.no_grad()
     def _codebook_from_ema(self) -> None:
         """EMA codebooks: each code is its cluster's running sum over its Laplace-smoothed running size."""
-        size = self.ema_size
-        n = size.sum(-1, keepdim=True)
-        smoothed = (size + 1e-5) / (n + self.config.K * 1e-5) * n
-        self.codebooks.data.copy_(self.ema_sum / smoothed[..., None])
+        self.codebooks.data.copy_(self.ema_sum / _smoothed(self.ema_size)[..., None])
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._ready = False  # the loaded start-up flags are read again at the next training step
