@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 import workbench as wb
-from workbench.graph import NormalizedAdjacency, knn_graph, layer_mean, sample_triplets
+from workbench.graph import NormalizedAdjacency, knn_graph, layer_mean, perturb, sample_triplets
 from workbench.graph_models import bpr_loss, make_model, model_classes
 from workbench.graph_training import fit_graph
 from workbench.motorec import ABLATIONS, MoToRec, ablation_config, rarity_weights
@@ -363,3 +363,13 @@ def test_graph_models_run_on_an_mmrec_bundle(planted, tmp_path):
     for name in ("freedom", "motorec"):
         result = fit_graph(small_model(name, ds), ds, epochs=2, lr=0.01, batch_size=256, progress=False)
         assert np.isfinite(result.history["loss_total"]).all()
+
+
+def test_perturb_is_simgcl_noise():
+    """SimGCL's augmentation: a random offset of norm ``eps`` per row in the orthant of the embedding's signs."""
+    torch.manual_seed(0)
+    e = torch.randn(64, 16)
+    delta = perturb(e, 0.1) - e
+    torch.testing.assert_close(delta.norm(dim=-1), torch.full((64,), 0.1), atol=1e-5, rtol=0)
+    assert bool((torch.sign(delta) == torch.sign(e)).all())
+    assert not torch.equal(perturb(e, 0.1), perturb(e, 0.1))  # fresh noise at every call

@@ -192,6 +192,11 @@ def test_regularizers_batch_over_levels():
     assert probs.shape == (3, 10, 6)
     for level in range(3):
         torch.testing.assert_close(probs[level], soft_assignment(residual[level], books[level], 0.5))
+        # the definition: a softmax over negative squared distances over the temperature
+        torch.testing.assert_close(probs[level], torch.softmax(-torch.cdist(residual[level], books[level]) ** 2
+                                                               / 0.5, dim=-1))
+    # leading dimensions beyond one (the generic branch) agree too
+    torch.testing.assert_close(soft_assignment(residual[None], books[None], 0.5)[0], probs)
     torch.testing.assert_close(sparsity_kl(probs, 0.05), torch.stack([sparsity_kl(p, 0.05) for p in probs]))
 
 

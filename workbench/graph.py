@@ -15,7 +15,6 @@ time of a LightGCN epoch.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +22,8 @@ import scipy.sparse as sp
 import torch
 
 from .paths import cache_dir
+from .sparse import csr_tensor, spmm
 from .storage import content_hash, load_arrays, save_arrays
-
-
-def _csr_tensor(mat: sp.csr_matrix, device: torch.device | str | None = None) -> torch.Tensor:
-    """A float32 CSR tensor of ``mat``. Indices are int32 when they fit (MKL's and cuSPARSE's native width: with
-    int64 indices a CPU product converts both index arrays at every call, ~10% of its time), int64 otherwise."""
-    mat = sp.csr_matrix(mat, dtype=np.float32)
-    index = np.int32 if max(mat.nnz, *mat.shape) < 2 ** 31 else np.int64
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(mat.indptr.astype(index)),
-                                       torch.from_numpy(mat.indices.astype(index)),
-                                       torch.from_numpy(mat.data.copy()), size=mat.shape, device=device,
-                                       check_invariants=False)
 
 
 class _Bipartite(torch.autograd.Function):
@@ -66,29 +53,20 @@ class _FromItems(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_u, g_i):
         fwd_iu, diag_i = ctx.saved_tensors
-        grad = _spmm(fwd_iu, g_u.contiguous())
+        grad = spmm(fwd_iu, g_u.contiguous())
         if diag_i.numel():
             grad = grad + diag_i[:, None] * g_i
         return grad, None, None, None
 
 
-def _spmm(S: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``S @ x`` for a CSR ``S``. On a CPU ``addmm`` with ``beta=0`` writes straight into a fresh buffer
-    (``sparse.mm`` zero-fills one and copies the result: ~25% of the product's time here)."""
-    if S.device.type != "cpu":
-        return torch.sparse.mm(S, x)
-    out = torch.empty(S.shape[0], x.shape[1], dtype=x.dtype)
-    return torch.addmm(out, S, x, beta=0, out=out)
-
-
 def _apply(e_u, e_i, fwd_ui, fwd_iu, diag_u, diag_i):
     """One step ``A_hat (e_u; e_i)``; ``e_u=None`` stands for all-zero users (the user-to-item product is
     skipped)."""
-    out_u = _spmm(fwd_ui, e_i)
+    out_u = spmm(fwd_ui, e_i)
     if e_u is None:
         out_i = diag_i[:, None] * e_i if diag_i.numel() else torch.zeros_like(e_i)
         return out_u, out_i
-    out_i = _spmm(fwd_iu, e_u)
+    out_i = spmm(fwd_iu, e_u)
     if diag_u.numel():
         out_u.addcmul_(diag_u[:, None], e_u)
         out_i.addcmul_(diag_i[:, None], e_i)
@@ -165,13 +143,13 @@ class _LayerMean(torch.autograd.Function):
             return h.add_(g_first) if idx is None else h.index_add_(0, idx, g_first)
 
         h_u, h_i = add_first(h_u, g_first_u, rows[2], g_u), add_first(h_i, g_first_i, rows[3], g_i)
-        grad_i = _spmm(fwd_iu, h_u)
+        grad_i = spmm(fwd_iu, h_u)
         if diag_i.numel():
             grad_i.addcmul_(diag_i[:, None], h_i)
         grad_i += g_i
         grad_u = None
         if not ctx.from_zero and ctx.needs_input_grad[0]:
-            grad_u = _spmm(fwd_ui, h_i)
+            grad_u = spmm(fwd_ui, h_i)
             if diag_u.numel():
                 grad_u.addcmul_(diag_u[:, None], h_u)
             grad_u += g_u
@@ -184,12 +162,12 @@ class _SparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, S, S_t):
         ctx.save_for_backward(S_t)
-        return torch.sparse.mm(S, x)
+        return spmm(S, x)
 
     @staticmethod
     def backward(ctx, g):
         (S_t,) = ctx.saved_tensors
-        return torch.sparse.mm(S_t, g.contiguous()), None, None
+        return spmm(S_t, g.contiguous()), None, None
 
 
 class SparseOperator:
@@ -199,8 +177,8 @@ class SparseOperator:
     def __init__(self, matrix: sp.spmatrix, device: torch.device | str | None = None):
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         self.shape = matrix.shape
-        self.S = _csr_tensor(matrix, device)
-        self.S_t = _csr_tensor(matrix.T.tocsr(), device)
+        self.S = csr_tensor(matrix, device)
+        self.S_t = csr_tensor(matrix.T.tocsr(), device)
 
     def to(self, device: torch.device | str) -> "SparseOperator":
         self.S, self.S_t = self.S.to(device), self.S_t.to(device)
@@ -233,8 +211,8 @@ class NormalizedAdjacency:
             inv_i = np.where(deg_i > 0, deg_i ** -0.5, 0.0).astype(np.float32)
         R_hat = sp.csr_matrix(sp.diags(inv_u) @ R @ sp.diags(inv_i))
         self.R_hat = R_hat
-        self.fwd_ui = _csr_tensor(R_hat, device)
-        self.fwd_iu = _csr_tensor(R_hat.T.tocsr(), device)
+        self.fwd_ui = csr_tensor(R_hat, device)
+        self.fwd_iu = csr_tensor(R_hat.T.tocsr(), device)
         if self_loops:
             self.diag_u = torch.as_tensor(inv_u ** 2 * loop, device=device)
             self.diag_i = torch.as_tensor(inv_i ** 2 * loop, device=device)
@@ -314,7 +292,7 @@ class NormalizedAdjacency:
 
 def perturb(e: torch.Tensor, eps: float) -> torch.Tensor:
     """SimGCL's augmentation: ``e + eps * sign(e) * normalize(U(0, 1))`` (You et al. / Yu et al. 2022)."""
-    return e + eps * torch.sign(e) * torch.nn.functional.normalize(torch.rand_like(e), dim=-1)
+    return torch.addcmul(e, torch.sign(e), torch.nn.functional.normalize(torch.rand_like(e), dim=-1), value=eps)
 
 
 def layer_mean(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -144,8 +144,8 @@ class HybridFusion(nn.Module):
         """``content`` ``(B, M * channel_dim)`` (the channels side by side, as propagated), ``ids`` ``(B, dim)``."""
         e = self.concat(content)
         if self.hybrid:
-            # sum_m beta_m h_m as one batched product (B, 1, M) @ (B, M, channel_dim)
-            att = torch.bmm(self.attention_weights(content).unsqueeze(1), self._stacked(content)).squeeze(1)
+            # sum_m beta_m h_m, element-wise (a batch of (1, M) @ (M, channel_dim) products is ~4x slower on a CPU)
+            att = (self.attention_weights(content).unsqueeze(-1) * self._stacked(content)).sum(1)
             e = torch.lerp(self.att_out(att), e, self.alpha)  # alpha * concat + (1 - alpha) * attention
         gate = torch.sigmoid(self.gate(torch.cat([e, ids], dim=1)))
         return torch.addcmul(ids, gate, e)

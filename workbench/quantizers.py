@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import resolve_config
+from .sparse import row_sums
 
 
 @dataclass(frozen=True)
@@ -266,10 +267,8 @@ class ResidualQuantizer(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the chosen codes: ``codes`` ``(B, L')`` with ``L' <= L`` -> ``(B, D)``."""
-        n, depth = codes.shape
-        flat = self._flat_ids(codes).reshape(-1)
-        # index_select: its backward is an index_add (advanced indexing's is a slower accumulate-put)
-        return self.codebooks.reshape(-1, self.config.D).index_select(0, flat).view(n, depth, -1).sum(1)
+        # one sparse product each way (a gather, sum and scatter-add backward cost ~6x more on a CPU)
+        return row_sums(self.codebooks.reshape(-1, self.config.D), self._flat_ids(codes))
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, z: torch.Tensor) -> QuantizerOutput:

@@ -15,6 +15,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -22,9 +24,17 @@ import torch.nn.functional as F
 def soft_assignment(residual: torch.Tensor, codebook: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """``(B, K)`` probabilities of assigning each residual ``(B, D)`` to each code of ``codebook`` ``(K, D)``;
     batched over leading dimensions (``(L, B, D)`` residuals against ``(L, K, D)`` codebooks give ``(L, B, K)``)."""
-    d2 = ((residual * residual).sum(-1, keepdim=True) - 2 * residual @ codebook.transpose(-1, -2)
-          + (codebook * codebook).sum(-1).unsqueeze(-2))
-    return F.softmax(-d2 / temperature, dim=-1)
+    # -||r - c||^2 / T = (2 r.c - ||c||^2 - ||r||^2) / T; ||r||^2 is the same for every code of a row, and a
+    # softmax is unchanged by a per-row constant (value and gradient), so it is left out
+    c2 = (codebook * codebook).sum(-1).unsqueeze(-2)
+    scale = {"beta": -1 / temperature, "alpha": 2 / temperature}
+    if residual.dim() == codebook.dim() == 2:
+        logits = torch.addmm(c2, residual, codebook.T, **scale)
+    elif residual.dim() == codebook.dim() == 3:
+        logits = torch.baddbmm(c2, residual, codebook.transpose(-1, -2), **scale)
+    else:
+        logits = (2 * residual @ codebook.transpose(-1, -2) - c2) / temperature
+    return F.softmax(logits, dim=-1)
 
 
 def sparsity_kl(probs: torch.Tensor, rho: float, eps: float = 1e-8) -> torch.Tensor:
@@ -33,8 +43,10 @@ def sparsity_kl(probs: torch.Tensor, rho: float, eps: float = 1e-8) -> torch.Ten
     if not 0 < rho < 1:
         raise ValueError(f"rho must be in (0, 1), got {rho}")
     rho_hat = probs.mean(-2).clamp(eps, 1 - eps)
-    kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
-    return kl.sum(-1)
+    # rho log(rho / rho_hat) + (1 - rho) log((1 - rho) / (1 - rho_hat)), the constant terms taken out of the sum
+    const = rho * math.log(rho) + (1 - rho) * math.log(1 - rho)
+    cross = torch.add(torch.log1p(-rho_hat), torch.log(rho_hat), alpha=rho / (1 - rho)).sum(-1)
+    return const * probs.shape[-1] - (1 - rho) * cross
 
 
 def diversity_loss(probs: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
