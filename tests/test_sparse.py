@@ -30,5 +30,7 @@ def test_row_sums_rejects_out_of_range_ids_and_handles_empty():
         row_sums(table, torch.tensor([[-1, 0]]))
     with pytest.raises(ValueError, match="integer"):
         row_sums(table, torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="integer"):
+        row_sums(table, torch.zeros(2, 2, dtype=torch.bool))
     assert row_sums(table, torch.zeros(3, 0, dtype=torch.long)).shape == (3, 2)
     assert torch.equal(row_sums(table, torch.zeros(3, 0, dtype=torch.long)), torch.zeros(3, 2))

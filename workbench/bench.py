@@ -12,7 +12,8 @@ user (random, seeded).
 ``tokenizer``: our RQ-VAE against lucidrains' ``vector-quantize-pytorch`` ``ResidualVQ`` (a benchmark-only
 dependency) with the same MLP encoder/decoder (F-512-64), ``L = 4`` levels of ``K = 256`` codes, batch 1024, and
 their defaults on both sides (rotation trick, EMA codebooks with decay 0.8, k-means init on one batch seeded by
-random samples with 10 iterations, dead-code threshold 2): training
+random samples with 10 iterations, dead-code threshold 2; the commitment weights differ: ours 0.25, theirs
+1.0, see the README): training
 throughput (items/s, fastest epoch after the first), reconstruction error, per-level utilization and entropy,
 collision rate, on three feature sets: the default synthetic catalogue (image + text, standardised), random
 7,050 x 4,096 features (Baby's image-feature shape) and clustered 7,050 x 4,096 features (64 Gaussian centres
@@ -216,7 +217,7 @@ def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: in
         torch.manual_seed(seed)
         ours = RQVAE(F, RQVAEConfig(hidden=(512,), quantizer=QuantizerConfig(
             D=D, L=L, K=K, estimator="rotation", ema=True, ema_decay=0.8, usage_decay=0.8, dead_code_threshold=2.0,
-            kmeans_seeding="random", kmeans_iters=10)))
+            kmeans_seeding="random", kmeans_iters=10, beta=0.25)))  # theirs: commitment 1.0 (README: tried, traded)
         torch.manual_seed(seed)
         theirs = _their_rqvae(F, D, L, K)
         row = {"items": len(X), "features": F,

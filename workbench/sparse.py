@@ -85,9 +85,9 @@ def row_sums(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """``out[i] = sum_j table[ids[i, j]]`` for ``table`` ``(R, D)`` and integer ``ids`` ``(n, J)`` in ``[0, R)``:
     e.g. the sum of each item's chosen codebook rows (a residual quantizer's decode). Forward and backward are
     one sparse product each, by the 0/1 selection matrix and by its transpose: on a 2-core CPU, for 7,050 items
-    x 4 levels of 512 codes (D = 32), ~0.6 ms against ~3.5 ms for a gather, a sum over levels and the
-    gather's scatter-add backward."""
-    if ids.dim() != 2 or ids.dtype.is_floating_point:
+    x 4 levels of 512 codes (D = 32), 1.5 ms against 3.6 ms for a gather, a sum over levels and the gather's
+    scatter-add backward. On a GPU, where gathers and atomic scatter-adds are cheap, it is that gather and sum."""
+    if ids.dim() != 2 or ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
         raise ValueError(f"ids must be an integer (n, J) tensor, got {ids.dtype} {tuple(ids.shape)}")
     if table.dim() != 2:
         raise ValueError(f"table must be (R, D), got shape {tuple(table.shape)}")
@@ -96,4 +96,6 @@ def row_sums(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     lo, hi = torch.stack(torch.aminmax(ids)).tolist()  # one read (a sync on a GPU): a bad id would corrupt memory
     if lo < 0 or hi >= table.shape[0]:
         raise IndexError(f"ids must lie in [0, {table.shape[0]}), got values in [{lo}, {hi}]")
+    if table.device.type != "cpu":
+        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, table.shape[1]).sum(1)
     return _RowSums.apply(table.contiguous(), ids)
