@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from workbench.sparse import row_sums
+from workbench.sparse import _gather_sum, row_sums
 
 
 def test_row_sums_matches_gather_and_its_gradient():
@@ -15,9 +15,12 @@ def test_row_sums_matches_gather_and_its_gradient():
     out = row_sums(table, ids)
     ref = table[ids].sum(1)
     assert torch.allclose(out, ref)
+    gathered = _gather_sum(table, ids)  # the GPU path's arithmetic, checked here on the CPU
+    assert torch.allclose(gathered, ref)
     (grad,) = torch.autograd.grad((out * weights).sum(), table)
     (ref_grad,) = torch.autograd.grad((ref * weights).sum(), table)
     assert torch.allclose(grad, ref_grad)
+    assert torch.allclose(torch.autograd.grad((gathered * weights).sum(), table)[0], ref_grad)
     assert torch.allclose(grad[7], 3 * weights[0] + weights[1:5].sum(0) * 3 + (weights[5:] * (ids[5:] == 7)
                                                                                  .sum(1, keepdim=True)).sum(0))
 

@@ -66,6 +66,11 @@ def _index_dtype(*sizes: int) -> torch.dtype:
     return torch.int32 if max(sizes) < 2 ** 31 else torch.int64
 
 
+def _gather_sum(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """:func:`row_sums` as a gather and a sum (the GPU path; its backward is a scatter-add)."""
+    return table.index_select(0, ids.reshape(-1)).view(*ids.shape, table.shape[1]).sum(1)
+
+
 class _RowSums(torch.autograd.Function):
     """``P @ table`` forward, ``P^T @ g`` backward (``P^T`` built only when a gradient is asked for)."""
 
@@ -93,9 +98,9 @@ def row_sums(table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"table must be (R, D), got shape {tuple(table.shape)}")
     if ids.numel() == 0:
         return table.new_zeros(ids.shape[0], table.shape[1])
-    lo, hi = torch.stack(torch.aminmax(ids)).tolist()  # one read (a sync on a GPU): a bad id would corrupt memory
+    if table.device.type != "cpu":  # index_select checks the range on the device (no host read, no sync)
+        return _gather_sum(table, ids)
+    lo, hi = torch.stack(torch.aminmax(ids)).tolist()  # unchecked CSR indices would corrupt memory
     if lo < 0 or hi >= table.shape[0]:
         raise IndexError(f"ids must lie in [0, {table.shape[0]}), got values in [{lo}, {hi}]")
-    if table.device.type != "cpu":
-        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, table.shape[1]).sum(1)
     return _RowSums.apply(table.contiguous(), ids)
