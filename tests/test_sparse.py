@@ -37,3 +37,15 @@ def test_row_sums_rejects_out_of_range_ids_and_handles_empty():
         row_sums(table, torch.zeros(2, 2, dtype=torch.bool))
     assert row_sums(table, torch.zeros(3, 0, dtype=torch.long)).shape == (3, 2)
     assert torch.equal(row_sums(table, torch.zeros(3, 0, dtype=torch.long)), torch.zeros(3, 2))
+
+
+def test_row_sums_with_many_rows():
+    """Past 2^15 table rows the backward's ordering falls back from numpy's int16 radix sort to torch.sort."""
+    torch.manual_seed(1)
+    table = torch.randn(40_000, 3, dtype=torch.float64, requires_grad=True)
+    ids = torch.randint(0, 40_000, (500, 4))
+    ids[:, 0] = 39_999  # keys above the int16 range
+    weights = torch.randn(500, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((row_sums(table, ids) * weights).sum(), table)
+    (ref,) = torch.autograd.grad((table[ids].sum(1) * weights).sum(), table)
+    assert torch.allclose(grad, ref)
