@@ -162,3 +162,14 @@ def test_dot_scorer_keeps_the_embedding_dtype():
     rep = evaluate_ranking(dot_scores(U, V), csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
     ref = evaluate_ranking(lambda u: U[u] @ V.T, csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
     assert rep.metrics == ref.metrics
+
+
+def test_t_halfwidth_by_hand():
+    from workbench.metrics import t_halfwidth
+
+    # sd([1, 2, 3]) = 1, t(0.975, 2) = 4.3027 -> 4.3027 / sqrt(3)
+    assert t_halfwidth(np.array([1.0, 2.0, 3.0])) == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
+    assert t_halfwidth(np.array([1.0, np.nan, 2.0, 3.0])) == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)
+    assert t_halfwidth(np.array([1.0, 3.0]), confidence=0.9) == pytest.approx(6.3138 * np.sqrt(2) / np.sqrt(2), rel=1e-4)
+    assert np.isnan(t_halfwidth(np.array([2.0]))) and np.isnan(t_halfwidth(np.array([2.0, np.nan])))
+

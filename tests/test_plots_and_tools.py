@@ -56,6 +56,58 @@ def test_figures_go_to_a_temporary_folder_under_smoke(monkeypatch):
     assert wb.figures_dir("default") == wb.repo_root() / "figures"
 
 
+def test_bench_seeds_parse_and_errors():
+    from workbench.bench import parse_seeds
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3]
+    assert parse_seeds("0,3,7") == [0, 3, 7]
+    assert parse_seeds("0-1,5") == [0, 1, 5]
+    for bad in ("", "a", "1-x", "0,0", "-1", "3-1"):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def _fake_tokenizer_run(seed):
+    """Two seeds of one feature set of 100 items, numbers chosen to be summarized by hand."""
+    ours = {0: ([2.0, 3.0], 0.02, 1.1), 1: ([4.0, 3.0], 0.03, 0.9)}[seed]
+    theirs = {0: ([1.0, 3.0], 0.0), 1: ([2.0, 4.0], 0.01)}[seed]
+    return {"benchmark": "tokenizer", "sets": {"toy": {
+        "items": 100, "throughput_ratio": ours[2],
+        "ours": {"entropy_bits": ours[0], "collision_rate": ours[1], "recon_mse": 0.5 + seed},
+        "theirs": {"entropy_bits": theirs[0], "collision_rate": theirs[1], "recon_mse": 1.0}}}}
+
+
+def test_bench_seeds_summary_by_hand(monkeypatch, capsys):
+    from workbench import bench
+
+    calls = []
+
+    def fake(device=None, repeats=3, seed=0):
+        calls.append(seed)
+        return _fake_tokenizer_run(seed)
+
+    monkeypatch.setitem(bench.BENCHMARKS, "tokenizer", fake)
+    assert bench.main(["tokenizer", "--json", "--seeds", "0-1"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert calls == [0, 1] and out["seeds"] == [0, 1] and len(out["runs"]) == 2
+    toy = out["summary"]["toy"]
+    # paired differences per level: seed 0 (1, 0), seed 1 (2, -1); t(0.975, 1) = 12.706, sd = 0.7071 -> half 6.353
+    assert toy["entropy_diff_bits"] == [1.5, -0.5]
+    assert np.allclose(toy["entropy_diff_ci95"], [[1.5 - 6.3531, 1.5 + 6.3531], [-0.5 - 6.3531, -0.5 + 6.3531]],
+                       atol=1e-3)
+    assert toy["entropy_bits_ours"] == [3.0, 3.0] and toy["entropy_bits_theirs"] == [1.5, 3.5]
+    assert (toy["colliding_items_ours"], toy["colliding_items_theirs"]) == (5, 1)
+    assert toy["recon_mse_ours"] == pytest.approx(1.0) and toy["throughput_ratio_range"] == [0.9, 1.1]
+
+
+def test_graph_summary_ranges():
+    from workbench.bench import summarize_graph
+
+    runs = [{"lightgcn_epoch_seconds": 1.0, "motorec_over_freedom": 1.2, "users": 5, "device": "cpu"},
+            {"lightgcn_epoch_seconds": 3.0, "motorec_over_freedom": 1.0, "users": 5, "device": "cpu"}]
+    assert summarize_graph(runs) == {"lightgcn_epoch_seconds": [1.0, 3.0, 2.0], "motorec_over_freedom": [1.0, 1.2, 1.1]}
+
+
 @pytest.mark.slow
 def test_bench_cli_prints_one_json_object():
     out = subprocess.run([sys.executable, "-m", "workbench.bench", "eval", "--json", "--repeats", "1"],

@@ -515,3 +515,88 @@ def test_levels_computed_at_once_match_a_level_by_level_quantizer():
     g_ref = torch.autograd.grad((quantized.sum() + codebook.sum()), [z, q.codebooks])
     for a, b in zip(g_ours, g_ref):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_quantize_group_matches_one_by_one(options):
+    """Three quantizers of one configuration in one batched pass give the codes, outputs, losses, gradients and
+    state updates (k-means start-up, usage, EMA codebooks, dead-code resets) of each forward alone."""
+    import copy
+
+    from workbench.quantizers import quantize_group
+
+    options = dict(options, dead_code_threshold=3.0)
+    zs = [torch.randn(48, 8, generator=torch.Generator().manual_seed(s)) * (1 + s) for s in range(3)]
+    group = [make_quantizer(seed=s, **options) for s in range(3)]
+    alone = copy.deepcopy(group)
+    resets = 0
+    for step in range(3):  # the first step initialises by k-means; every step updates usage and resets codes
+        za, zb = [z.clone().requires_grad_() for z in zs], [z.clone().requires_grad_() for z in zs]
+        torch.manual_seed(step)
+        outs = quantize_group(group, za)
+        torch.manual_seed(step)
+        refs = [q(z) for q, z in zip(alone, zb)]
+        for out, ref in zip(outs, refs):
+            torch.testing.assert_close(out.codes, ref.codes)
+            torch.testing.assert_close(out.quantized, ref.quantized)
+            torch.testing.assert_close(out.residual_norms, ref.residual_norms)
+            assert out.losses.keys() == ref.losses.keys()
+            for name in out.losses:
+                torch.testing.assert_close(out.losses[name], ref.losses[name])
+        wrt_g = za + [q.codebooks for q in group if q.codebooks.requires_grad]
+        wrt_a = zb + [q.codebooks for q in alone if q.codebooks.requires_grad]
+        grads_g = torch.autograd.grad(sum(o.quantized.pow(2).sum() + sum(o.losses.values()).sum() for o in outs), wrt_g)
+        grads_a = torch.autograd.grad(sum(o.quantized.pow(2).sum() + sum(o.losses.values()).sum() for o in refs), wrt_a)
+        for a, b in zip(grads_g, grads_a):
+            torch.testing.assert_close(a, b)
+        for qg, qa in zip(group, alone):
+            assert qg.last_resets == qa.last_resets
+            resets += sum(qg.last_resets)
+            for (name, a), b in zip(qg.state_dict().items(), qa.state_dict().values()):
+                torch.testing.assert_close(a, b, msg=name)
+    assert resets > 0  # the resets were exercised
+
+
+def test_quantize_group_checks_its_members():
+    from workbench.quantizers import quantize_group
+
+    z = torch.randn(10, 8)
+    with pytest.raises(ValueError, match="one configuration"):
+        quantize_group([make_quantizer(), make_quantizer(beta=1.0)], [z, z])
+    with pytest.raises(ValueError, match="latent 1 has shape"):
+        quantize_group([make_quantizer(), make_quantizer()], [z, z[:5]])
+    with pytest.raises(ValueError, match="one latent per quantizer"):
+        quantize_group([make_quantizer()], [z, z])
+
+
+def test_rqvae_forward_group_matches_one_by_one():
+    """RQ-VAEs of two input sizes (two modalities of the same items) with sparsity and diversity terms and item
+    weights: one batched pass gives each model's own losses, outputs and gradients; models whose regularizer
+    settings differ are run one by one, with the same result."""
+    import copy
+
+    from workbench.rqvae import forward_group
+
+    def build(F, seed, sparsity=0.1):
+        torch.manual_seed(seed)
+        return RQVAE(F, hidden=(16,), sparsity_weight=sparsity, diversity_weight=0.05,
+                     quantizer=QuantizerConfig(D=4, L=2, K=8, kmeans_init=False))
+
+    gen = torch.Generator().manual_seed(0)
+    xs, w = [torch.randn(32, 12, generator=gen), torch.randn(32, 20, generator=gen)], torch.rand(32, generator=gen)
+    for second_sparsity in (0.1, 0.3):  # one batched pass; different settings, one by one
+        models = [build(12, 0), build(20, 1, second_sparsity)]
+        copies = copy.deepcopy(models)
+        outs = forward_group(models, xs, w)
+        refs = [m(x, w) for m, x in zip(copies, xs)]
+        for out, ref in zip(outs, refs):
+            assert list(out.losses) == list(ref.losses) == ["recon", "commitment", "codebook", "sparsity", "diversity"]
+            for name in out.losses:
+                torch.testing.assert_close(out.losses[name], ref.losses[name])
+            for field in ("codes", "reconstruction", "latent", "quantized", "total"):
+                torch.testing.assert_close(getattr(out, field), getattr(ref, field))
+        sum(o.total for o in outs).backward()
+        sum(r.total for r in refs).backward()
+        for m, c in zip(models, copies):
+            for (name, p), q in zip(m.named_parameters(), c.parameters()):
+                torch.testing.assert_close(p.grad, q.grad, msg=name)

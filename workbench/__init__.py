@@ -13,7 +13,7 @@ from .graph_training import GraphFitResult, GraphTrainConfig, fit_graph
 from .kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
 from .loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
 from .metrics import (DotScorer, EarlyStopping, RankingReport, auc, bootstrap_ci, dot_scores, evaluate_ranking,
-                      evaluate_split, gauc, paired_test)
+                      evaluate_split, gauc, paired_test, t_halfwidth)
 from .mmq import MMQConfig, MMQOutput, MMQTokenizer
 from .motorec import ABLATIONS, MoToRec, MoToRecConfig, ablation_config, rarity_weights
 from .modalities import ModalitySeparated, fuse_modalities, modality_slices, standardize
@@ -22,10 +22,10 @@ from .plots import (LiveCurves, plot_code_map, plot_code_usage, plot_cold_map, p
                     plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing,
                     plot_training_curves, project_2d)
 from .quantizers import (QuantizerConfig, QuantizerOutput, ResidualQuantizer, SoftIndex, kmeans, nearest_code,
-                         rotate_onto, soft_index)
+                         quantize_group, rotate_onto, soft_index)
 from .recommender import PopularityRecommender, RandomRecommender, Recommendation, Recommender
 from .regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
-from .rqvae import RQVAE, RQVAEConfig, RQVAEOutput, TokenizerModule
+from .rqvae import RQVAE, RQVAEConfig, RQVAEOutput, TokenizerModule, forward_group
 from .semantic_ids import SemanticIds, add_dedup_level, collision_report, reassign_last_level, sinkhorn
 from .runtime import get_device, seed_everything
 from .splits import leave_one_out, random_split, temporal_split

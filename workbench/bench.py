@@ -12,12 +12,17 @@ user (random, seeded).
 ``tokenizer``: our RQ-VAE against lucidrains' ``vector-quantize-pytorch`` ``ResidualVQ`` (a benchmark-only
 dependency) with the same MLP encoder/decoder (F-512-64), ``L = 4`` levels of ``K = 256`` codes, batch 1024, and
 their defaults on both sides (rotation trick, EMA codebooks with decay 0.8, k-means init on one batch seeded by
-random samples with 10 iterations, dead-code threshold 2; the commitment weights differ: ours 0.25, theirs
+random samples with 10 iterations, dead-code threshold 2; the commitment weights differ: ours 0.5, theirs
 1.0, see the README): training
 throughput (items/s, fastest epoch after the first), reconstruction error, per-level utilization and entropy,
 collision rate, on three feature sets: the default synthetic catalogue (image + text, standardised), random
 7,050 x 4,096 features (Baby's image-feature shape) and clustered 7,050 x 4,096 features (64 Gaussian centres
 plus noise). ``quantizer_only`` compares the two residual quantizers alone on the same fixed clustered latents.
+
+``--seeds 0-9`` (or ``0,3,7``) runs a benchmark once per seed and prints ``{"runs": [...], "summary": ...}``;
+the tokenizer summary holds, per feature set, the paired differences ours - theirs of each level's entropy
+with 95% t-intervals, the colliding items summed over the seeds and the range of the throughput ratio; the
+graph summary the range and mean of every timing and ratio.
 """
 from __future__ import annotations
 
@@ -217,7 +222,7 @@ def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: in
         torch.manual_seed(seed)
         ours = RQVAE(F, RQVAEConfig(hidden=(512,), quantizer=QuantizerConfig(
             D=D, L=L, K=K, estimator="rotation", ema=True, ema_decay=0.8, usage_decay=0.8, dead_code_threshold=2.0,
-            kmeans_seeding="random", kmeans_iters=10, beta=0.25)))  # theirs: commitment 1.0 (README: tried, traded)
+            kmeans_seeding="random", kmeans_iters=10, beta=0.5)))  # theirs: commitment 1.0 (README: 0.25-1.0 tried)
         torch.manual_seed(seed)
         theirs = _their_rqvae(F, D, L, K)
         row = {"items": len(X), "features": F,
@@ -351,6 +356,57 @@ def bench_baby(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph, "baby": bench_baby}
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` -> ``[0, ..., 9]``; ``"0,3,7"`` -> ``[0, 3, 7]`` (ranges and lists may be mixed: ``"0-2,5"``)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise ValueError(f"--seeds: expected integers and ranges like 0-9 or 0,3,7, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds: expected distinct non-negative seeds, got {text!r}")
+    return seeds
+
+
+def summarize_tokenizer(runs: list[dict]) -> dict:
+    """Across seeds, per feature set: each level's entropy (mean over seeds) of ours and theirs, the paired
+    difference ours - theirs with its 95% t-interval, colliding items summed over the seeds, the mean
+    reconstruction error and the range of the throughput ratio."""
+    from .metrics import t_halfwidth
+
+    out = {}
+    for name in runs[0]["sets"]:
+        sets = [r["sets"][name] for r in runs]
+        ent = {who: np.array([s[who]["entropy_bits"] for s in sets]) for who in ("ours", "theirs")}
+        diff = ent["ours"] - ent["theirs"]
+        half = np.array([t_halfwidth(d) for d in diff.T])
+        mean = diff.mean(0)
+        out[name] = {
+            "entropy_bits_ours": ent["ours"].mean(0).round(4).tolist(),
+            "entropy_bits_theirs": ent["theirs"].mean(0).round(4).tolist(),
+            "entropy_diff_bits": mean.round(4).tolist(),
+            "entropy_diff_ci95": np.stack([mean - half, mean + half], 1).round(4).tolist(),
+            **{f"colliding_items_{who}": int(sum(round(s[who]["collision_rate"] * s["items"]) for s in sets))
+               for who in ("ours", "theirs")},
+            **{f"recon_mse_{who}": float(np.mean([s[who]["recon_mse"] for s in sets])) for who in ("ours", "theirs")},
+            "throughput_ratio_range": [min(s["throughput_ratio"] for s in sets),
+                                       max(s["throughput_ratio"] for s in sets)],
+        }
+    return out
+
+
+def summarize_graph(runs: list[dict]) -> dict:
+    """Across seeds: ``[min, max, mean]`` of every timing (``*_seconds``) and ratio (``*_over_*``)."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and (k.endswith("_seconds") or "_over_" in k)]
+    return {k: [min(r[k] for r in runs), max(r[k] for r in runs), float(np.mean([r[k] for r in runs]))]
+            for k in keys}
+
+
+SUMMARIES = {"tokenizer": summarize_tokenizer, "graph": summarize_graph}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -359,8 +415,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the models (default 0)")
+    parser.add_argument("--seeds", default=None,
+                        help="run once per seed (0-9 or 0,3,7) and add a summary across them (overrides --seed)")
     args = parser.parse_args(argv)
-    result = BENCHMARKS[args.name](device=args.device, repeats=args.repeats, seed=args.seed)
+    if args.seeds is None:
+        result = BENCHMARKS[args.name](device=args.device, repeats=args.repeats, seed=args.seed)
+    else:
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as err:
+            parser.error(str(err))
+        runs = []
+        for seed in seeds:
+            runs.append(BENCHMARKS[args.name](device=args.device, repeats=args.repeats, seed=seed))
+            print(f"{args.name}: seed {seed} done ({len(runs)}/{len(seeds)})", file=sys.stderr, flush=True)
+        summary = SUMMARIES[args.name](runs) if args.name in SUMMARIES else None
+        result = {"benchmark": args.name, "seeds": seeds, "summary": summary, "runs": runs}
     if args.json:
         print(json.dumps(result))
     else:

@@ -277,6 +277,18 @@ def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------ significance and CIs
+def t_halfwidth(values: np.ndarray, confidence: float = 0.95) -> float:
+    """Half-width of the Student-t interval of the mean of ``values`` ``(n,)`` (NaNs ignored; e.g. one value per
+    seed): ``t_{n-1} * sd / sqrt(n)``; NaN with fewer than two values."""
+    import scipy.stats
+
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return float("nan")
+    return float(scipy.stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
 def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI ``(lo, hi)`` of the mean of ``values`` ``(n,)`` (resampling users)."""
     values = np.asarray(values, dtype=np.float64)

@@ -30,7 +30,7 @@ from torch import nn
 
 from .config import resolve_config
 from .modalities import modality_slices
-from .quantizers import QuantizerConfig, ResidualQuantizer
+from .quantizers import QuantizerConfig, ResidualQuantizer, quantize_group
 from .regularizers import orthogonal_loss, weighted_mean
 from .rqvae import TokenizerModule, mlp
 
@@ -122,7 +122,7 @@ class MMQTokenizer(TokenizerModule):
         """``x`` ``(B, F)``: the modalities concatenated in ``modality_dims`` order."""
         c = self.config
         latents, gates = self._experts(x)
-        outs = [q(z) for q, z in zip(self.quantizers, latents)]
+        outs = quantize_group(list(self.quantizers), latents)  # every expert's quantizer in one batched pass
         codes = torch.cat([o.codes for o in outs], dim=1)
         chosen = [o.quantized for o in outs]  # straight-through per expert: z + sg(q - z)
         z = self._fuse(latents, gates)

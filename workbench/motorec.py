@@ -51,8 +51,8 @@ from torch import nn
 from .dataset import RecDataset, TRAIN
 from .graph import NormalizedAdjacency, content_graph, perturb
 from .graph_models import GraphModel, _features, _xavier, bpr_loss, info_nce, l2_penalty, rows
-from .quantizers import QuantizerConfig
-from .rqvae import RQVAE, RQVAEConfig, mlp
+from .quantizers import QuantizerConfig, stack_group
+from .rqvae import RQVAE, RQVAEConfig, forward_group, mlp
 from .training import fit_tokenizer
 
 
@@ -247,6 +247,16 @@ class MoToRec(GraphModel):
         ``chunk`` (``None``: every item re-tokenized, no loss, as at evaluation)."""
         c = self.config
         tables, rq_loss = {}, None
+        if chunk is not None and c.use_rqvae:
+            # every modality's RQ-VAE on the chunk, their quantizers and regularizers in one batched pass
+            outs = forward_group([self.tokenizers[m] for m in self.modalities],
+                                 [self.features(m)[chunk] for m in self.modalities], self.item_weights[chunk])
+            rq_loss = stack_group([out.total for out in outs]).sum()
+            for m, out in zip(self.modalities, outs):
+                codes = getattr(self, f"codes_{m}")
+                tables[m] = self.tokenizers[m].quantizer.decode(codes).index_put((chunk,), out.quantized)
+                setattr(self, f"codes_{m}", codes.index_copy(0, chunk, out.codes.detach()))
+            return tables, rq_loss
         for m in self.modalities:
             tok, X = self.tokenizers[m], self.features(m)
             if chunk is None:
@@ -255,13 +265,6 @@ class MoToRec(GraphModel):
                     tables[m] = tok.quantizer.decode(codes)
                 else:
                     tables[m] = torch.cat([tok(X[s:s + 4096]) for s in range(0, len(X), 4096)])
-                continue
-            if c.use_rqvae:
-                out = tok(X[chunk], self.item_weights[chunk])
-                rq_loss = out.total if rq_loss is None else rq_loss + out.total
-                codes = getattr(self, f"codes_{m}")
-                tables[m] = tok.quantizer.decode(codes).index_put((chunk,), out.quantized)
-                setattr(self, f"codes_{m}", codes.index_copy(0, chunk, out.codes.detach()))
             else:
                 z = tok(X[chunk])
                 latent = getattr(self, f"latent_{m}")

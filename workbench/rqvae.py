@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .config import resolve_config
-from .quantizers import QuantizerConfig, ResidualQuantizer
+from .quantizers import QuantizerConfig, ResidualQuantizer, quantize_group, split_group, stack_group
 from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
 
 
@@ -112,33 +112,14 @@ class RQVAE(TokenizerModule):
         return self.config.quantizer.L
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> RQVAEOutput:
-        """``x`` ``(B, F)``; ``weights`` ``(B,)`` per-item loss weights or ``None``."""
-        z = self.encoder(x)
-        q = self.quantizer(z)
-        recon = self.decoder(q.quantized)
-        per_item = {"recon": ((x - recon) ** 2).mean(-1), **q.losses}
-        losses = {name: weighted_mean(value, weights) for name, value in per_item.items()}
-        c = self.config
-        if c.sparsity_weight or c.diversity_weight:
-            probs = self._level_probabilities(z, q.codes)  # (L, B, K)
-            # averaged over levels (MoToRec eq. 5 per level)
-            if c.sparsity_weight:
-                losses["sparsity"] = c.sparsity_weight * sparsity_kl(probs, c.sparsity_rho).mean()
-            if c.diversity_weight:
-                losses["diversity"] = c.diversity_weight * diversity_loss(probs).mean()
-        total = torch.stack(list(losses.values())).sum()
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"RQ-VAE loss is {total.item()} ({ {k: float(v) for k, v in losses.items()} }): "
-                                     "training diverged; lower the learning rate")
-        return RQVAEOutput(q.codes, recon, z, q.quantized, losses, total)
+        """``x`` ``(B, F)``; ``weights`` ``(B,)`` per-item loss weights or ``None``. A group of one for
+        :func:`forward_group` (the one implementation of the forward pass)."""
+        return forward_group([self], [x], weights)[0]
 
-    def _level_probabilities(self, z: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """Soft assignment ``(L, B, K)`` of each level's residual ``z - sum_{l' < l} sg(q_l')`` (differentiable in
-        the encoder and the codebooks)."""
-        books = self.quantizer.codebooks
-        chosen = books.detach()[torch.arange(self.L, device=codes.device)[:, None], codes.T]  # (L, B, D)
-        residuals = z.unsqueeze(0) - (chosen.cumsum(0) - chosen)
-        return soft_assignment(residuals, books, self.config.temperature)
+    def _regularizer_settings(self) -> tuple:
+        """What must be equal for RQ-VAEs to share one batched pass (see :func:`forward_group`)."""
+        c = self.config
+        return c.quantizer, c.sparsity_weight, c.sparsity_rho, c.diversity_weight, c.temperature
 
     # ------------------------------------------------------------------------------- tokenizer contract
     @torch.no_grad()
@@ -158,3 +139,60 @@ class RQVAE(TokenizerModule):
 
     def latent_of(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
+
+
+def forward_group(models: list[RQVAE], xs: list[torch.Tensor], weights: torch.Tensor | None = None
+                  ) -> list[RQVAEOutput]:
+    """The forward passes of several RQ-VAEs on batches of one size (``xs[g]`` through ``models[g]``, e.g. one
+    per modality of the same items), with the same per-item ``weights``: each model's own encoder and decoder,
+    and their quantizers and regularizers in one batched pass (:func:`~workbench.quantizers.quantize_group`).
+    Same results as ``[m(x, weights) for m, x in zip(models, xs)]``; models whose quantizer or regularizer
+    settings differ from the first one's are run one by one."""
+    if not models or len(models) != len(xs):
+        raise ValueError(f"forward_group needs one batch per model, got {len(models)} models and {len(xs)} batches")
+    if len(models) > 1 and (any(m._regularizer_settings() != models[0]._regularizer_settings() for m in models)
+                            or any(len(x) != len(xs[0]) for x in xs)):
+        return [forward_group([m], [x], weights)[0] for m, x in zip(models, xs)]
+    c = models[0].config
+    zs = [m.encoder(x) for m, x in zip(models, xs)]
+    qs = quantize_group([m.quantizer for m in models], zs)
+    outs = []
+    for m, x, q in zip(models, xs, qs):
+        recon = m.decoder(q.quantized)
+        per_item = {"recon": ((x - recon) ** 2).mean(-1), **q.losses}
+        outs.append((recon, {name: weighted_mean(value, weights) for name, value in per_item.items()}))
+    if c.sparsity_weight or c.diversity_weight:
+        probs = _level_probabilities(models, zs, qs)  # (G, L, B, K)
+        # averaged over levels (MoToRec eq. 5 per level)
+        terms = {}
+        if c.sparsity_weight:
+            terms["sparsity"] = c.sparsity_weight * sparsity_kl(probs, c.sparsity_rho).mean(-1)
+        if c.diversity_weight:
+            terms["diversity"] = c.diversity_weight * diversity_loss(probs).mean(-1)
+        terms = {name: split_group(value) for name, value in terms.items()}
+        for g, (_, losses) in enumerate(outs):
+            losses.update({name: value[g] for name, value in terms.items()})
+    totals = [torch.stack(list(losses.values())).sum() for _, losses in outs]
+    finite = torch.isfinite(totals[0]) if len(totals) == 1 else torch.isfinite(torch.stack(totals)).all()
+    if not finite:  # one host read for the whole group
+        bad = next(g for g, t in enumerate(totals) if not torch.isfinite(t))
+        raise FloatingPointError(f"RQ-VAE loss is {totals[bad].item()} "
+                                 f"({ {k: float(v) for k, v in outs[bad][1].items()} }): training diverged; "
+                                 "lower the learning rate")
+    return [RQVAEOutput(q.codes, recon, z, q.quantized, losses, total)
+            for q, z, (recon, losses), total in zip(qs, zs, outs, totals)]
+
+
+def _level_probabilities(models: list[RQVAE], zs: list[torch.Tensor], qs: list) -> torch.Tensor:
+    """Soft assignment ``(G, L, B, K)`` of each level's residual ``z - sum_{l' < l} sg(q_l')`` (differentiable in
+    the encoders and the codebooks), for every model of a group at once."""
+    books = stack_group([m.quantizer.codebooks for m in models])  # (G, L, K, D)
+    G, L, K, D = books.shape
+    codes = stack_group([q.codes for q in qs]).transpose(1, 2)  # (G, L, B)
+    levels = torch.arange(L, device=codes.device)[:, None]
+    chosen = (books.detach()[0, levels, codes[0]].unsqueeze(0) if G == 1 else
+              books.detach()[torch.arange(G, device=codes.device)[:, None, None], levels, codes])  # (G, L, B, D)
+    residuals = stack_group(zs).unsqueeze(1) - (chosen.cumsum(1) - chosen)
+    B = residuals.shape[2]
+    return soft_assignment(residuals.reshape(G * L, B, D), books.reshape(G * L, K, D),
+                           models[0].config.temperature).view(G, L, B, K)

@@ -13,14 +13,13 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import scipy.stats
 import torch
 
 from .config import preset
 from .dataset import TRAIN, RecDataset
 from .graph_models import make_model
 from .graph_training import GraphFitResult, fit_graph
-from .metrics import RankingReport, evaluate_ranking, evaluate_split, paired_test
+from .metrics import RankingReport, evaluate_ranking, evaluate_split, paired_test, t_halfwidth
 from .strata import cold_mask, degree_strata
 
 
@@ -121,8 +120,7 @@ def summarize(table: pd.DataFrame, columns: list[str] | None = None, confidence:
             values = group[c].to_numpy(dtype=float)
             mean = np.nanmean(values)
             if len(values) > 1:
-                half = scipy.stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * np.nanstd(values, ddof=1) / np.sqrt(len(values))
-                cells[c] = f"{mean:.4f} ± {half:.4f}"
+                cells[c] = f"{mean:.4f} ± {t_halfwidth(values, confidence):.4f}"
             else:
                 cells[c] = f"{mean:.4f}"
         out[model] = {"seeds": len(group), **cells}
@@ -155,7 +153,7 @@ def compare_runs(runs: list[Run], a: str, b: str, stratum: str | None = "cold", 
                "mean_diff": float(diffs.mean()), "relative": float(diffs.mean() / frame["mean_b"].mean())
                if frame["mean_b"].mean() else np.nan}
     if len(diffs) > 1:
-        half = scipy.stats.t.ppf(0.975, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs))
+        half = t_halfwidth(diffs)
         summary.update(ci_low=float(diffs.mean() - half), ci_high=float(diffs.mean() + half))
     else:
         summary.update(ci_low=float(frame["ci_low"].iloc[0]), ci_high=float(frame["ci_high"].iloc[0]))
