@@ -373,3 +373,20 @@ def test_perturb_is_simgcl_noise():
     torch.testing.assert_close(delta.norm(dim=-1), torch.full((64,), 0.1), atol=1e-5, rtol=0)
     assert bool((torch.sign(delta) == torch.sign(e)).all())
     assert not torch.equal(perturb(e, 0.1), perturb(e, 0.1))  # fresh noise at every call
+
+
+def test_project_rows_in_blocks_matches_one_gather(monkeypatch):
+    """Rows gathered and projected block by block (as for Baby's 4,096-d features on a CPU) give the values and
+    gradients of one gather: repeated and unsorted rows, a last block shorter than the others."""
+    from workbench import graph_models
+
+    torch.manual_seed(0)
+    feats, linear = torch.randn(50, 6), torch.nn.Linear(6, 3)
+    idx = torch.tensor([7, 3, 3, 49, 0, 12, 7, 30, 22, 41, 5])
+    ref = linear(feats[idx])
+    g_ref = torch.autograd.grad(ref.pow(2).sum(), list(linear.parameters()))
+    monkeypatch.setattr(graph_models, "_GATHER_BYTES", 4 * 6 * 4)  # four rows a block: blocks of 4, 4, 3
+    out = graph_models.project_rows(linear, feats, idx)
+    torch.testing.assert_close(out, ref)
+    for a, b in zip(torch.autograd.grad(out.pow(2).sum(), list(linear.parameters())), g_ref):
+        torch.testing.assert_close(a, b)
