@@ -390,3 +390,18 @@ def test_project_rows_in_blocks_matches_one_gather(monkeypatch):
     torch.testing.assert_close(out, ref)
     for a, b in zip(torch.autograd.grad(out.pow(2).sum(), list(linear.parameters())), g_ref):
         torch.testing.assert_close(a, b)
+
+
+def test_graph_benchmark_builds_each_table3_variant(planted):
+    """``graph-ablations`` names every Table-3 variant and builds it with its switch off (and only that switch)."""
+    from workbench.bench import _ablation_slugs, _graph_model
+    from workbench.motorec import ABLATIONS
+
+    slugs = _ablation_slugs()
+    assert sorted(slugs.values()) == sorted(n for n in ABLATIONS if n != "MoToRec")
+    full = _graph_model("motorec", planted).config
+    for slug, name in slugs.items():
+        config = _graph_model(slug, planted).config
+        changed = {k for k in vars(full) if getattr(config, k) != getattr(full, k)}
+        assert changed == set(ABLATIONS[name]), (slug, changed)
+    assert _graph_model("freedom-mmrec", planted).config.project_all

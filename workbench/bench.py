@@ -5,6 +5,10 @@ synthetic graph of Baby's shape (19,445 users, 7,050 items, 160,792 interactions
 features), batch 2048, 64-d embeddings. ``baby``: LightGCN and MF-BPR on the real Baby interactions in
 ``../shared/data`` (skipped when absent), L2 weight chosen on validation.
 
+``graph-ablations``: milliseconds per training step of FREEDOM, MoToRec and MoToRec's Table-3 variants
+(``motorec-wo-cl``, ...) on the same graph, the models taking turns, and what each component costs per step (the
+full model's time minus the variant's).
+
 ``eval``: seconds for one full-ranking evaluation (Recall/NDCG@10,20) of Baby's shape: 19,445 users x 7,050
 items, 64-d embeddings, ~120k masked training positives and ~20.5k test positives, at least one per
 user (random, seeded).
@@ -268,8 +272,8 @@ def bench_graph(epochs: int = 3, batch_size: int = 2048, device: str | None = No
     """Training seconds per epoch (median of ``epochs`` epochs; MoToRec's tokenizer warm-up excluded and
     reported apart) and full-ranking test evaluation seconds (best of ``repeats``) on a Baby-shaped graph.
     ``freedom-mmrec`` is FREEDOM projecting every item's features at every step as MMRec's code does (the
-    implementation the paper timed); ``freedom`` projects only the batch's items (same gradients)."""
-    from .graph_models import make_model
+    implementation the paper timed); ``freedom`` projects only the batch's items (same gradients); MoToRec's
+    Table-3 variants are ``motorec-wo-cl`` and so on."""
     from .graph_training import fit_graph
     from .metrics import evaluate_split
 
@@ -281,7 +285,7 @@ def bench_graph(epochs: int = 3, batch_size: int = 2048, device: str | None = No
            "epochs_timed": epochs, "build_seconds": time.perf_counter() - t0}
     for name in models:
         t1 = time.perf_counter()
-        model = make_model("freedom", ds, project_all=True) if name == "freedom-mmrec" else make_model(name, ds)
+        model = _graph_model(name, ds)
         out[f"{name}_setup_seconds"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         model.to_device(dev)
@@ -312,6 +316,86 @@ def bench_graph(epochs: int = 3, batch_size: int = 2048, device: str | None = No
             out[f"motorec_over_{ref}"] = out["motorec_epoch_seconds"] / out[f"{ref}_epoch_seconds"]
     out.update({"device": str(dev), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                 "machine": platform.machine(), "python": platform.python_version()})
+    return out
+
+
+def _ablation_slugs() -> dict[str, str]:
+    """Benchmark names of MoToRec's Table-3 variants: ``"motorec-wo-cl"`` for ``"w/o CL"``, and so on."""
+    from .motorec import ABLATIONS
+
+    return {"motorec-" + name.lower().replace("w/o ", "wo-").replace(" ", "-"): name
+            for name in ABLATIONS if name != "MoToRec"}
+
+
+def _graph_model(name: str, ds, **options):
+    """A graph benchmark's model by name: a registry model, ``freedom-mmrec`` (FREEDOM projecting every item at
+    every step) or a MoToRec ablation (``motorec-wo-cl``, ...; see :func:`_ablation_slugs`); ``options`` override
+    config fields."""
+    from dataclasses import replace
+
+    from .graph_models import make_model
+    from .motorec import ablation_config
+
+    if name == "freedom-mmrec":
+        return make_model("freedom", ds, project_all=True, **options)
+    slugs = _ablation_slugs()
+    if name in slugs:
+        return make_model("motorec", ds, config=replace(ablation_config(slugs[name]), **options))
+    return make_model(name, ds, **options)
+
+
+def bench_graph_ablations(device: str | None = None, repeats: int = 4, seed: int = 0, steps: int = 30) -> dict:
+    """Milliseconds per training step (batch 2048, forward, backward and Adam) of FREEDOM, MoToRec and each of
+    MoToRec's Table-3 variants on the Baby-shaped graph, and per component what the full model spends on it
+    (``motorec-wo-X_saves_ms``: the full step minus the variant's). The models take turns, ``steps`` steps
+    each, for ``repeats`` rounds, and each reports its median round: a shared machine's speed drifts by tens of
+    percent within minutes, which would bias models timed one after the other. MoToRec's tokenizer warm-up is
+    one epoch here (the state it leaves does not change the cost of a step)."""
+    from .graph import sample_triplets
+
+    dev = get_device(device)
+    ds = baby_shaped_dataset(seed=seed)
+    train = ds.matrix("train")
+    n_steps = -(-train.nnz // 2048)
+    rng = np.random.default_rng(seed)
+    names = ("freedom", "motorec", *_ablation_slugs())
+    runs = {}
+    for name in names:
+        torch.manual_seed(seed)
+        model = _graph_model(name, ds, **({"tokenizer_warmup": 1} if name.startswith("motorec") else {}))
+        model.to_device(dev)
+        model.prepare(np.random.default_rng(seed))
+        model.train()
+        model.pre_epoch(rng, n_steps)
+        optim = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=True)
+        runs[name] = (model, optim)
+    users, pos, neg = (torch.as_tensor(a, device=dev) for a in sample_triplets(train, rng))
+
+    def step(model, optim, k):  # the k-th batch of one epoch's triplets (rounds past the epoch wrap around)
+        k %= n_steps - 1  # full batches only
+        sl = slice(k * 2048, (k + 1) * 2048)
+        losses = model.loss(users[sl], pos[sl], neg[sl])
+        optim.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optim.step()
+
+    for model, optim in runs.values():  # one untimed step each (first-call allocations)
+        step(model, optim, 0)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name, (model, optim) in runs.items():
+            t0 = time.perf_counter()
+            for k in range(1 + r * steps, 1 + (r + 1) * steps):
+                step(model, optim, k)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append((time.perf_counter() - t0) / steps * 1000)
+    out = {"benchmark": "graph-ablations", "steps_per_round": steps, "rounds": repeats, "batch_size": 2048,
+           **{f"{name}_step_ms": float(np.median(v)) for name, v in times.items()}}
+    out["motorec_over_freedom"] = out["motorec_step_ms"] / out["freedom_step_ms"]
+    for name in names[2:]:
+        out[f"{name}_saves_ms"] = out["motorec_step_ms"] - out[f"{name}_step_ms"]
+    out.update({"device": str(dev), "torch_threads": torch.get_num_threads(), "torch": torch.__version__})
     return out
 
 
@@ -353,7 +437,8 @@ def bench_baby(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
     return out
 
 
-BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph, "baby": bench_baby}
+BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
+              "graph-ablations": bench_graph_ablations, "baby": bench_baby}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -398,13 +483,14 @@ def summarize_tokenizer(runs: list[dict]) -> dict:
 
 
 def summarize_graph(runs: list[dict]) -> dict:
-    """Across seeds: ``[min, max, mean]`` of every timing (``*_seconds``) and ratio (``*_over_*``)."""
-    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and (k.endswith("_seconds") or "_over_" in k)]
+    """Across seeds: ``[min, max, mean]`` of every timing (``*_seconds``, ``*_ms``) and ratio (``*_over_*``)."""
+    keys = [k for k, v in runs[0].items()
+            if isinstance(v, (int, float)) and (k.endswith(("_seconds", "_ms")) or "_over_" in k)]
     return {k: [min(r[k] for r in runs), max(r[k] for r in runs), float(np.mean([r[k] for r in runs]))]
             for k in keys}
 
 
-SUMMARIES = {"tokenizer": summarize_tokenizer, "graph": summarize_graph}
+SUMMARIES = {"tokenizer": summarize_tokenizer, "graph": summarize_graph, "graph-ablations": summarize_graph}
 
 
 def main(argv: list[str] | None = None) -> int:
