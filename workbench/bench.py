@@ -344,7 +344,7 @@ def _graph_model(name: str, ds, **options):
     return make_model(name, ds, **options)
 
 
-def bench_graph_ablations(device: str | None = None, repeats: int = 4, seed: int = 0, steps: int = 30) -> dict:
+def bench_graph_ablations(device: str | None = None, repeats: int = 3, seed: int = 0, steps: int = 30) -> dict:
     """Milliseconds per training step (batch 2048, forward, backward and Adam) of FREEDOM, MoToRec and each of
     MoToRec's Table-3 variants on the Baby-shaped graph, and per component what the full model spends on it
     (``motorec-wo-X_saves_ms``: the full step minus the variant's). The models take turns, ``steps`` steps
