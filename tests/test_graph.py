@@ -9,10 +9,14 @@ import scipy.sparse as sp
 import torch
 
 import workbench as wb
-from workbench.graph import NormalizedAdjacency, knn_graph, layer_mean, perturb, sample_triplets
-from workbench.graph_models import bpr_loss, make_model, model_classes
-from workbench.graph_training import fit_graph
-from workbench.motorec import ABLATIONS, MoToRec, ablation_config, rarity_weights
+from workbench.models.adjacency import NormalizedAdjacency, layer_mean
+from workbench.models.content_graph import knn_graph
+from workbench.models.losses import perturb
+from workbench.models.sampling import sample_triplets
+from workbench.models.losses import bpr_loss
+from workbench.models.registry import make_model, model_classes
+from workbench.training.graph_loop import fit_graph
+from workbench.models.motorec import ABLATIONS, MoToRec, ablation_config, rarity_weights
 
 
 def planted_dataset(seed: int = 0, groups: int = 6, users_per_group: int = 30, items_per_group: int = 20):
@@ -378,7 +382,7 @@ def test_perturb_is_simgcl_noise():
 def test_project_rows_in_blocks_matches_one_gather(monkeypatch):
     """Rows gathered and projected block by block (as for Baby's 4,096-d features on a CPU) give the values and
     gradients of one gather: repeated and unsorted rows, a last block shorter than the others."""
-    from workbench import graph_models
+    from workbench.models import graph_model as graph_models
 
     torch.manual_seed(0)
     feats, linear = torch.randn(50, 6), torch.nn.Linear(6, 3)
@@ -394,8 +398,8 @@ def test_project_rows_in_blocks_matches_one_gather(monkeypatch):
 
 def test_graph_benchmark_builds_each_table3_variant(planted):
     """``graph-ablations`` names every Table-3 variant and builds it with its switch off (and only that switch)."""
-    from workbench.bench import _ablation_slugs, _graph_model
-    from workbench.motorec import ABLATIONS
+    from workbench.bench.graph import _ablation_slugs, _graph_model
+    from workbench.models.motorec import ABLATIONS
 
     slugs = _ablation_slugs()
     assert sorted(slugs.values()) == sorted(n for n in ABLATIONS if n != "MoToRec")

@@ -6,8 +6,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from workbench.metrics import (EarlyStopping, RankingReport, auc, bootstrap_ci, dot_scores, evaluate_ranking, gauc,
-                               paired_test)
+from workbench.evaluation.selection import EarlyStopping
+from workbench.evaluation.ranking import RankingReport, dot_scores, evaluate_ranking
+from workbench.evaluation.ctr import auc, gauc
+from workbench.evaluation.statistics import bootstrap_ci, paired_test
 
 
 def csr(rows, n_users=2, n_items=5):
@@ -165,7 +167,7 @@ def test_dot_scorer_keeps_the_embedding_dtype():
 
 
 def test_t_halfwidth_by_hand():
-    from workbench.metrics import t_halfwidth
+    from workbench.evaluation.statistics import t_halfwidth
 
     # sd([1, 2, 3]) = 1, t(0.975, 2) = 4.3027 -> 4.3027 / sqrt(3)
     assert t_halfwidth(np.array([1.0, 2.0, 3.0])) == pytest.approx(4.3027 / np.sqrt(3), rel=1e-4)

@@ -57,7 +57,7 @@ def test_figures_go_to_a_temporary_folder_under_smoke(monkeypatch):
 
 
 def test_bench_seeds_parse_and_errors():
-    from workbench.bench import parse_seeds
+    from workbench.bench.__main__ import parse_seeds
 
     assert parse_seeds("0-3") == [0, 1, 2, 3]
     assert parse_seeds("0,3,7") == [0, 3, 7]
@@ -78,7 +78,7 @@ def _fake_tokenizer_run(seed):
 
 
 def test_bench_seeds_summary_by_hand(monkeypatch, capsys):
-    from workbench import bench
+    from workbench.bench import __main__ as bench
 
     calls = []
 
@@ -101,7 +101,7 @@ def test_bench_seeds_summary_by_hand(monkeypatch, capsys):
 
 
 def test_graph_summary_ranges():
-    from workbench.bench import summarize_graph
+    from workbench.bench.graph import summarize_graph
 
     runs = [{"lightgcn_epoch_seconds": 1.0, "motorec_over_freedom": 1.2, "users": 5, "device": "cpu"},
             {"lightgcn_epoch_seconds": 3.0, "motorec_over_freedom": 1.0, "users": 5, "device": "cpu"}]

@@ -1,7 +1,7 @@
 """Examples in the README are executed."""
 import re
 
-from workbench.paths import repo_root
+from workbench.core.paths import repo_root
 
 
 def test_readme_python_blocks_run():

@@ -4,12 +4,12 @@ import json
 import pytest
 import torch
 
-from workbench.bench import bench_eval
-from workbench.metrics import evaluate_split
-from workbench.recommender import PopularityRecommender, RandomRecommender
-from workbench.splits import random_split
-from workbench.strata import degree_strata
-from workbench.synthetic import catalogue_config, make_catalogue
+from workbench.bench.eval import bench_eval
+from workbench.evaluation.ranking import evaluate_split
+from workbench.models.baselines import PopularityRecommender, RandomRecommender
+from workbench.data.splits import random_split
+from workbench.data.strata import degree_strata
+from workbench.data.synthetic import catalogue_config, make_catalogue
 
 MODELS = {"popularity": PopularityRecommender, "random": lambda: RandomRecommender(seed=3)}
 

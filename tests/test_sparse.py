@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from workbench.sparse import _gather_sum, row_sums
+from workbench.core.sparse import _gather_sum, row_sums
 
 
 def test_row_sums_matches_gather_and_its_gradient():

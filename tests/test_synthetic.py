@@ -5,10 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.splits import random_split
-from workbench.strata import degree_strata
-from workbench.synthetic import (BRANDS, COLOURS, IMAGE_ONLY, PATTERNS, TEXT_ONLY, catalogue_config, item_text,
-                                 load_synthetic, make_catalogue)
+from workbench.data.splits import random_split
+from workbench.data.strata import degree_strata
+from workbench.data.synthetic import BRANDS, COLOURS, IMAGE_ONLY, PATTERNS, TEXT_ONLY, catalogue_config, item_text, load_synthetic, make_catalogue
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +97,12 @@ def test_modalities_are_complementary():
 
 def test_cache_round_trip_keeps_dtypes(tmp_path, monkeypatch):
     """What load_synthetic reads back from its cache equals what the generator made (dtypes included)."""
-    import workbench.synthetic as syn
+    import workbench.data.synthetic as syn
 
     monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
     cfg = catalogue_config("smoke", n_items=16, n_users=12, mean_interactions=4.0, max_interactions=8, image_size=32)
-    monkeypatch.setattr("workbench.encoders.encode_images", lambda images, **kw: np.zeros((len(images), 1280), np.float32))
-    monkeypatch.setattr("workbench.encoders.encode_texts", lambda texts, **kw: np.ones((len(texts), 384), np.float32))
+    monkeypatch.setattr("workbench.data.encoders.encode_images", lambda images, **kw: np.zeros((len(images), 1280), np.float32))
+    monkeypatch.setattr("workbench.data.encoders.encode_texts", lambda texts, **kw: np.ones((len(texts), 384), np.float32))
     built = syn.load_synthetic(config=cfg)
     files = list((tmp_path / "cache").glob("synthetic-*.npz"))
     assert len(files) == 1

@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.health import (attribute_purity, attribute_scores, code_usage, collision_rate, health_summary,
-                              level_entropy, level_health, unique_fraction)
-from workbench.mmq import MMQTokenizer
-from workbench.modalities import ModalitySeparated, fuse_modalities, modality_slices
-from workbench.quantizers import (QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto,
-                                  soft_index)
-from workbench.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
-from workbench.rqvae import RQVAE, RQVAEConfig
-from workbench.training import fit_tokenizer
+from workbench.tokenizers.health import attribute_purity, attribute_scores, code_usage, collision_rate, health_summary, level_entropy, level_health, unique_fraction
+from workbench.tokenizers.mmq import MMQTokenizer
+from workbench.tokenizers.modalities import ModalitySeparated, fuse_modalities, modality_slices
+from workbench.tokenizers.quantizer import QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto, soft_index
+from workbench.tokenizers.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
+from workbench.tokenizers.rqvae import RQVAE, RQVAEConfig
+from workbench.training.tokenizer_loop import fit_tokenizer
 
 CONFIGS = [dict(distance=d, estimator=e, ema=m) for d, e, m in
            itertools.product(("l2", "cosine"), ("ste", "rotation"), (False, True))]
@@ -245,7 +243,7 @@ def test_rqvae_recovers_planted_category(estimator):
     random codes give NMI ~0.06. Threshold: NMI > 0.35 and purity > 0.45."""
     from sklearn.preprocessing import StandardScaler
 
-    from workbench.synthetic import load_synthetic
+    from workbench.data.synthetic import load_synthetic
 
     ds = load_synthetic("smoke")
     X = StandardScaler().fit_transform(np.concatenate([ds.features["image"], ds.features["text"]], axis=1))
@@ -262,7 +260,7 @@ def test_rqvae_recovers_planted_category(estimator):
 
 # --------------------------------------------------------------------------------------------- semantic ids
 def test_dedup_level_and_inverse():
-    from workbench.semantic_ids import SemanticIds, add_dedup_level, collision_report
+    from workbench.tokenizers.semantic_ids import SemanticIds, add_dedup_level, collision_report
 
     codes = np.array([[0, 1], [0, 1], [2, 3], [0, 1], [2, 0]])
     before = collision_report(codes)
@@ -278,7 +276,7 @@ def test_dedup_level_and_inverse():
 
 
 def test_sinkhorn_reassignment_is_unique_and_minimal():
-    from workbench.semantic_ids import SemanticIds, reassign_last_level, sinkhorn
+    from workbench.tokenizers.semantic_ids import SemanticIds, reassign_last_level, sinkhorn
 
     rng = np.random.default_rng(0)
     plan = sinkhorn(rng.random((12, 4)))
@@ -306,7 +304,7 @@ def _anisotropic(n=600, F=8, seed=0):
 
 
 def _fitted(name):
-    from workbench.kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
+    from workbench.tokenizers.kmeans import OPQ, ProductQuantizer, RQKMeans
 
     X = _anisotropic()
     torch.manual_seed(0)
@@ -343,7 +341,7 @@ def test_tokenizer_contract(name):
 
 
 def test_rqkmeans_levels_reduce_error_and_opq_beats_pq():
-    from workbench.kmeans_quantizers import OPQ, ProductQuantizer, RQKMeans
+    from workbench.tokenizers.kmeans import OPQ, ProductQuantizer, RQKMeans
 
     X = _anisotropic()
     err = [((X - RQKMeans(K=8, L=L).fit(X).reconstruct(X)) ** 2).mean() for L in (1, 2, 3)]
@@ -414,8 +412,8 @@ def test_fuse_modalities():
 
 # ------------------------------------------------------------------------------------- lab helpers, bench
 def test_compare_and_case_study():
-    from workbench.health import code_case_study, compare_tokenizers
-    from workbench.kmeans_quantizers import RQKMeans
+    from workbench.tokenizers.health import code_case_study, compare_tokenizers
+    from workbench.tokenizers.kmeans import RQKMeans
 
     X = _anisotropic()
     table = compare_tokenizers({"a": RQKMeans(K=8, L=1).fit(X), "b": RQKMeans(K=8, L=2).fit(X)}, X)
@@ -433,8 +431,8 @@ def test_lab_presets_and_plots():
     import matplotlib
 
     matplotlib.use("Agg")
-    from workbench.plots import plot_code_map, plot_code_usage, plot_training_curves
-    from workbench.training import lab_config
+    from workbench.analysis.plots import plot_code_map, plot_code_usage, plot_training_curves
+    from workbench.training.tokenizer_loop import lab_config
 
     assert lab_config("smoke").K < lab_config("default").K <= lab_config("paper").K
     codes = np.random.default_rng(0).integers(0, 8, (50, 2))
@@ -449,7 +447,7 @@ def test_lab_presets_and_plots():
 @pytest.mark.slow
 def test_bench_tokenizer_small():
     pytest.importorskip("vector_quantize_pytorch")
-    from workbench.bench import bench_tokenizer
+    from workbench.bench.tokenizer import bench_tokenizer
 
     out = bench_tokenizer(epochs=2, batch_size=64, D=8, L=2, K=16, sets=["clustered_300x32"], n_items=300, dim=32)
     row = out["sets"]["clustered_300x32"]
@@ -523,7 +521,7 @@ def test_quantize_group_matches_one_by_one(options):
     state updates (k-means start-up, usage, EMA codebooks, dead-code resets) of each forward alone."""
     import copy
 
-    from workbench.quantizers import quantize_group
+    from workbench.tokenizers.quantizer import quantize_group
 
     options = dict(options, dead_code_threshold=3.0)
     zs = [torch.randn(48, 8, generator=torch.Generator().manual_seed(s)) * (1 + s) for s in range(3)]
@@ -558,7 +556,7 @@ def test_quantize_group_matches_one_by_one(options):
 
 
 def test_quantize_group_checks_its_members():
-    from workbench.quantizers import quantize_group
+    from workbench.tokenizers.quantizer import quantize_group
 
     z = torch.randn(10, 8)
     with pytest.raises(ValueError, match="one configuration"):
@@ -575,7 +573,7 @@ def test_rqvae_forward_group_matches_one_by_one():
     settings differ are run one by one, with the same result."""
     import copy
 
-    from workbench.rqvae import forward_group
+    from workbench.tokenizers.rqvae import forward_group
 
     def build(F, seed, sparsity=0.1):
         torch.manual_seed(seed)

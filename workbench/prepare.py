@@ -10,9 +10,9 @@ import json
 import sys
 import time
 
-from .config import get_profile
-from .loaders import load_ml100k
-from .synthetic import load_synthetic
+from .core.config import get_profile
+from .data.loaders import load_ml100k
+from .data.synthetic import load_synthetic
 
 
 def prepare(profile: str | None = None, progress: bool = True) -> dict:

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from .config import preset
+from ..core.config import preset
 from .dataset import RecDataset
-from .paths import cache_dir
-from .storage import content_hash, load_arrays, save_arrays
+from ..core.paths import cache_dir
+from ..core.storage import content_hash, load_arrays, save_arrays
 
 
 CATEGORIES = ("t-shirt", "dress", "trousers", "shoe", "handbag", "hat", "mug", "lamp")

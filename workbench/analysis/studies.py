@@ -15,12 +15,13 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from .config import preset
-from .dataset import TRAIN, RecDataset
-from .graph_models import make_model
-from .graph_training import GraphFitResult, fit_graph
-from .metrics import RankingReport, evaluate_ranking, evaluate_split, paired_test, t_halfwidth
-from .strata import cold_mask, degree_strata
+from ..core.config import preset
+from ..data.dataset import TRAIN, RecDataset
+from ..models.registry import make_model
+from ..training.graph_loop import GraphFitResult, fit_graph
+from ..evaluation.ranking import RankingReport, evaluate_ranking, evaluate_split
+from ..evaluation.statistics import paired_test, t_halfwidth
+from ..data.strata import cold_mask, degree_strata
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import resolve_config
-from .sparse import row_sums
+from ..core.config import resolve_config
+from ..core.sparse import row_sums
 
 
 @dataclass(frozen=True)

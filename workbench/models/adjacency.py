@@ -1,5 +1,4 @@
-"""Graphs for the graph recommenders: the normalized user-item adjacency, LightGCN propagation, the item-item kNN
-content graph (FREEDOM / LATTICE) and vectorized BPR triplet sampling.
+"""The normalized user-item adjacency and LightGCN propagation.
 
 Normalized adjacency (LightGCN; MoToRec eq. 7 with self-loops)::
 
@@ -15,15 +14,11 @@ time of a LightGCN epoch.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from .paths import cache_dir
-from .sparse import csr_tensor, spmm
-from .storage import content_hash, load_arrays, save_arrays
+from ..core.sparse import csr_tensor, spmm
 
 
 class _Bipartite(torch.autograd.Function):
@@ -156,38 +151,6 @@ class _LayerMean(torch.autograd.Function):
         return grad_u, grad_i, None, None, None
 
 
-class _SparseMatmul(torch.autograd.Function):
-    """``S @ x`` with the backward ``S^T @ g`` by a precomputed CSR transpose (see :class:`SparseOperator`)."""
-
-    @staticmethod
-    def forward(ctx, x, S, S_t):
-        ctx.save_for_backward(S_t)
-        return spmm(S, x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (S_t,) = ctx.saved_tensors
-        return spmm(S_t, g.contiguous()), None, None
-
-
-class SparseOperator:
-    """A fixed sparse matrix ``S`` (e.g. the item-item kNN graph) applied as ``op(x) = S @ x`` with a cheap
-    backward: ``torch.sparse.mm``'s own backward transposes a CSR matrix at every call."""
-
-    def __init__(self, matrix: sp.spmatrix, device: torch.device | str | None = None):
-        matrix = sp.csr_matrix(matrix, dtype=np.float32)
-        self.shape = matrix.shape
-        self.S = csr_tensor(matrix, device)
-        self.S_t = csr_tensor(matrix.T.tocsr(), device)
-
-    def to(self, device: torch.device | str) -> "SparseOperator":
-        self.S, self.S_t = self.S.to(device), self.S_t.to(device)
-        return self
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _SparseMatmul.apply(x.contiguous(), self.S, self.S_t)
-
-
 class NormalizedAdjacency:
     """Symmetric-normalized user-item adjacency of a binary ``(n_users, n_items)`` matrix (see module doc).
 
@@ -290,94 +253,9 @@ class NormalizedAdjacency:
         return out
 
 
-def perturb(e: torch.Tensor, eps: float) -> torch.Tensor:
-    """SimGCL's augmentation: ``e + eps * sign(e) * normalize(U(0, 1))`` (You et al. / Yu et al. 2022)."""
-    return torch.addcmul(e, torch.sign(e), torch.nn.functional.normalize(torch.rand_like(e), dim=-1), value=eps)
-
-
 def layer_mean(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean over layers of ``[(users, items), ...]``."""
     users, items = layers[0]
     for u, i in layers[1:]:  # a running sum: no stacked copy of every layer
         users, items = users + u, items + i
     return users / len(layers), items / len(layers)
-
-
-# ------------------------------------------------------------------------------------------- item-item graph
-def knn_graph(features: np.ndarray, k: int = 10, cache: bool = True, batch_size: int = 2048) -> sp.csr_matrix:
-    """Item-item kNN graph of one modality, as FREEDOM and LATTICE build it: cosine similarity, keep each item's
-    top-``k`` neighbours (itself excluded) as binary edges, then normalize ``D^-1/2 S D^-1/2`` with row-sum
-    degrees. Returns a float32 CSR ``(n, n)``. Cached in ``data/cache/knn-<hash>.npz`` keyed by a hash of the
-    features and ``k``; computed in blocks (no dense ``n x n`` matrix)."""
-    X = np.asarray(features, dtype=np.float32)
-    if X.ndim != 2 or not np.isfinite(X).all():
-        raise ValueError(f"knn_graph needs a finite (n_items, d) matrix, got shape {X.shape}")
-    n = len(X)
-    if not 1 <= k < n:
-        raise ValueError(f"k must be in [1, n_items - 1 = {n - 1}], got {k}")
-    path = Path(cache_dir()) / f"knn-{content_hash(X)}-k{k}.npz"
-    if cache and path.exists():
-        a = load_arrays(path)
-        return sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, n))
-    Xt = torch.nn.functional.normalize(torch.from_numpy(X), dim=1)
-    neighbours = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, batch_size):
-        sim = Xt[start:start + batch_size] @ Xt.T
-        rows = torch.arange(sim.shape[0])
-        sim[rows, rows + start] = -torch.inf  # no self edge
-        neighbours[start:start + batch_size] = sim.topk(k, dim=1).indices.numpy()
-    S = sp.csr_matrix((np.ones(n * k, dtype=np.float32), (np.repeat(np.arange(n), k), neighbours.ravel())),
-                      shape=(n, n))
-    deg = np.asarray(S.sum(1)).ravel()
-    inv = np.where(deg > 0, deg ** -0.5, 0.0).astype(np.float32)
-    S = sp.csr_matrix(sp.diags(inv) @ S @ sp.diags(inv), dtype=np.float32)
-    if cache:
-        save_arrays(path, {"data": S.data, "indices": S.indices, "indptr": S.indptr})
-    return S
-
-
-def content_graph(features: dict[str, np.ndarray], k: int = 10, weights: dict[str, float] | None = None,
-                  device: torch.device | str | None = None, cache: bool = True) -> SparseOperator:
-    """Weighted sum of the per-modality kNN graphs (FREEDOM: ``w_v S_v + (1 - w_v) S_t``; equal weights unless
-    ``weights`` are given, normalized to sum 1), as a :class:`SparseOperator` ``(n_items, n_items)``."""
-    names = list(features)
-    if weights is None:
-        weights = {m: 1.0 for m in names}
-    unknown = sorted(set(weights) - set(names))
-    if unknown:
-        raise KeyError(f"graph weights name unknown modalities {unknown}; available: {names}")
-    total = sum(weights.get(m, 0.0) for m in names)
-    if total <= 0:
-        raise ValueError(f"modality weights must have a positive sum, got {weights}")
-    S = sum(weights.get(m, 0.0) / total * knn_graph(features[m], k, cache=cache) for m in names)
-    return SparseOperator(S, device)
-
-
-# ---------------------------------------------------------------------------------------------- sampling
-def sample_triplets(train: sp.csr_matrix, generator: np.random.Generator, max_tries: int = 20
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One epoch of BPR triplets: every training interaction ``(u, i)`` once, shuffled, each with a negative
-    ``j`` drawn uniformly among the items ``u`` has not interacted with in training (MMRec's sampler). Vectorized
-    rejection sampling: collisions are redrawn together; returns int64 ``(users, positives, negatives)``."""
-    train = sp.csr_matrix(train)
-    n_users, n_items = train.shape
-    users = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(train.indptr))
-    pos = train.indices.astype(np.int64)
-    order = generator.permutation(len(users))
-    users, pos = users[order], pos[order]
-    keys = np.sort(np.repeat(np.arange(n_users, dtype=np.int64), np.diff(train.indptr)) * n_items
-                   + train.indices.astype(np.int64))
-    neg = generator.integers(0, n_items, size=len(users))
-    todo = np.arange(len(users))
-    for attempt in range(max_tries + 1):
-        query = users[todo] * n_items + neg[todo]
-        at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-        todo = todo[keys[at] == query]
-        if len(todo) == 0:
-            break
-        if attempt == max_tries:
-            full = np.flatnonzero(np.diff(train.indptr) >= n_items)
-            raise ValueError(f"could not draw negatives for {len(todo)} interaction(s) in {max_tries} rounds; "
-                             f"users {full[:5].tolist()} interacted with every item (a negative needs an unseen item)")
-        neg[todo] = generator.integers(0, n_items, size=len(todo))
-    return users, pos, neg

@@ -1,5 +1,4 @@
-"""Evaluation: full-ranking top-K metrics (overall and per item stratum), AUC/GAUC, paired significance tests,
-bootstrap confidence intervals, and validation-only model selection.
+"""Full-ranking top-K evaluation (Recall, NDCG, Precision, HR, MAP @K, overall and per item stratum).
 
 Full-ranking protocol (MMRec, as MoToRec uses it): every item is ranked for every user who has at least one
 ground-truth item; the user's *training* positives are masked out (score -inf). Validation positives are
@@ -19,10 +18,10 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import scipy.stats
 import torch
 
-from .dataset import TRAIN, VALID, RecDataset, split_code
+from ..data.dataset import TRAIN, VALID, RecDataset, split_code
+
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 METRICS = ("recall", "ndcg", "precision", "hr", "map")
@@ -247,130 +246,3 @@ def evaluate_split(
         exclude = exclude + dataset.matrix(VALID)
         exclude.data[:] = 1.0
     return evaluate_ranking(score_fn, dataset.matrix(code), exclude=exclude, **kwargs)
-
-
-# ---------------------------------------------------------------------------------------------- AUC / GAUC
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count one half). ``labels``: 0/1 ``(n,)``."""
-    labels = np.asarray(labels).astype(bool)
-    n1 = labels.sum()
-    n0 = len(labels) - n1
-    if n1 == 0 or n0 == 0:
-        raise ValueError(f"AUC needs both classes; got {n1} positives and {n0} negatives")
-    ranks = scipy.stats.rankdata(scores)
-    return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-    """Group AUC: per-user AUC weighted by the user's number of samples, over users with both classes
-    (the convention of DIN and of MMQ's CTR evaluation)."""
-    df = pd.DataFrame({"u": np.asarray(users), "y": np.asarray(labels).astype(bool), "s": np.asarray(scores)})
-    df["r"] = df.groupby("u")["s"].rank(method="average")  # ranks within each user, ties averaged
-    df["r_pos"] = np.where(df["y"], df["r"], 0.0)
-    g = df.groupby("u").agg(n=("y", "size"), n1=("y", "sum"), r1=("r_pos", "sum"))
-    g["n0"] = g["n"] - g["n1"]
-    g = g[(g["n1"] > 0) & (g["n0"] > 0)]
-    if g.empty:
-        raise ValueError("GAUC needs at least one user with both positive and negative samples")
-    per_user = (g["r1"] - g["n1"] * (g["n1"] + 1) / 2) / (g["n1"] * g["n0"])
-    return float((per_user * g["n"]).sum() / g["n"].sum())
-
-
-# ------------------------------------------------------------------------------------ significance and CIs
-def t_halfwidth(values: np.ndarray, confidence: float = 0.95) -> float:
-    """Half-width of the Student-t interval of the mean of ``values`` ``(n,)`` (NaNs ignored; e.g. one value per
-    seed): ``t_{n-1} * sd / sqrt(n)``; NaN with fewer than two values."""
-    import scipy.stats
-
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if len(values) < 2:
-        return float("nan")
-    return float(scipy.stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI ``(lo, hi)`` of the mean of ``values`` ``(n,)`` (resampling users)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // len(values))
-    for start in range(0, n_boot, chunk):
-        stop = min(n_boot, start + chunk)
-        idx = rng.integers(0, len(values), size=(stop - start, len(values)))
-        means[start:stop] = values[idx].mean(1)
-    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
-
-
-def paired_test(a: RankingReport, b: RankingReport, metric: str, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Compare two models on the same users: mean difference ``a - b`` of ``metric``, paired t-test and
-    Wilcoxon signed-rank p-values, and a bootstrap 95% CI of the mean difference."""
-    if not np.array_equal(a.users, b.users):
-        common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
-        if len(common) == 0:
-            raise ValueError("the two reports share no evaluated user")
-        x, y = a.per_user[metric][ia], b.per_user[metric][ib]
-    else:
-        x, y = a.per_user[metric], b.per_user[metric]
-    diff = x - y
-    nonzero = np.any(diff != 0)
-    lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-    return {
-        "mean_a": float(x.mean()),
-        "mean_b": float(y.mean()),
-        "diff": float(diff.mean()),
-        "ci_low": lo,
-        "ci_high": hi,
-        "t_pvalue": float(scipy.stats.ttest_rel(x, y).pvalue) if nonzero else 1.0,
-        "wilcoxon_pvalue": float(scipy.stats.wilcoxon(x, y).pvalue) if nonzero else 1.0,
-        "users": int(len(diff)),
-    }
-
-
-# ------------------------------------------------------------------------------------------ model selection
-class EarlyStopping:
-    """Validation-only model selection: track the best epoch by a validation metric, stop after ``patience``
-    epochs without improvement, and keep the test metrics recorded *at the best validation epoch*.
-
-    Usage: each epoch call ``improved = stopper.step(epoch, valid_metrics)``; when ``improved`` save a
-    checkpoint (and, if you want test numbers, call ``stopper.record_test(test_metrics)``); stop when
-    ``stopper.should_stop``. Test metrics never influence the choice.
-    """
-
-    def __init__(self, metric: str = "recall@20", patience: int = 20, mode: str = "max", min_delta: float = 0.0):
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.metric, self.patience, self.mode, self.min_delta = metric, patience, mode, min_delta
-        self.best_epoch: int | None = None
-        self.best_value: float | None = None
-        self.best_test: dict[str, float] | None = None
-        self.history: list[dict[str, float]] = []
-        self._since_best = 0
-
-    def step(self, epoch: int, valid: dict[str, float]) -> bool:
-        if self.metric not in valid:
-            raise KeyError(f"validation metrics lack {self.metric!r}; got {sorted(valid)}")
-        value = float(valid[self.metric])
-        if not np.isfinite(value):
-            raise FloatingPointError(f"validation {self.metric} is {value} at epoch {epoch}: training diverged")
-        self.history.append({"epoch": epoch, **{f"valid_{k}": float(v) for k, v in valid.items()}})
-        sign = 1 if self.mode == "max" else -1
-        improved = self.best_value is None or sign * (value - self.best_value) > self.min_delta
-        if improved:
-            self.best_epoch, self.best_value, self._since_best = epoch, value, 0
-            self.best_test = None
-        else:
-            self._since_best += 1
-        return improved
-
-    def record_test(self, test: dict[str, float]) -> None:
-        """Record test metrics for the current best epoch (call right after an improving ``step``)."""
-        if self._since_best != 0:
-            raise RuntimeError("record_test is only allowed right after an improving step (best validation epoch)")
-        self.best_test = {k: float(v) for k, v in test.items()}
-
-    @property
-    def should_stop(self) -> bool:
-        return self._since_best >= self.patience

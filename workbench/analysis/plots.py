@@ -1,12 +1,12 @@
 """Plot functions. Each returns a matplotlib ``Figure`` and takes an optional ``ax`` (where it draws one
-panel); save with :func:`workbench.paths.save_figure`."""
+panel); save with :func:`workbench.core.paths.save_figure`."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .dataset import RecDataset
-from .strata import DEFAULT_EDGES
+from ..data.dataset import RecDataset
+from ..data.strata import DEFAULT_EDGES
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -125,7 +125,7 @@ def plot_training_curves(history: pd.DataFrame, columns: list[str], ax=None, tit
 
 def plot_code_usage(codes: np.ndarray, K: int, ax=None, title: str = ""):
     """Heatmap ``(L, K)`` of how many items use each code at each level, codes sorted by usage per level."""
-    from .health import code_usage
+    from ..tokenizers.health import code_usage
 
     fig, ax = _axes(ax, figsize=(8, 0.6 * np.asarray(codes).shape[1] + 1.2))
     usage = np.sort(code_usage(codes, K), axis=1)[:, ::-1]

@@ -37,7 +37,7 @@ def configure(config: T, **changes: Any) -> T:
     Unlike a bare :func:`dataclasses.replace`, an unknown option raises a ``ValueError`` naming the option,
     the config class and the valid options.
 
-    >>> from workbench.synthetic import CatalogueConfig
+    >>> from workbench.data.synthetic import CatalogueConfig
     >>> configure(CatalogueConfig(), n_users=50).n_users
     50
     """
@@ -59,7 +59,7 @@ def check_options(cls: type, options: dict[str, Any]) -> None:
 def resolve_config(cls: type[T], config: T | None, options: dict[str, Any]) -> T:
     """``config`` if given, else ``cls(**options)``; unknown options, or options beside a config, are errors.
 
-    >>> from workbench.synthetic import CatalogueConfig
+    >>> from workbench.data.synthetic import CatalogueConfig
     >>> resolve_config(CatalogueConfig, None, {"n_users": 50}).n_users
     50
     """

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import resolve_config
-from .health import health_summary, level_health
-from .runtime import get_device, seed_everything
+from ..core.config import resolve_config
+from ..tokenizers.health import health_summary, level_health
+from ..core.runtime import get_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weights: np.ndarray | None = None,
                   callback: Callable[[dict], None] | None = None, **options) -> pd.DataFrame:
-    """Train ``model`` (a :class:`~workbench.rqvae.TokenizerModule`: RQ-VAE or MMQ, whose ``forward(x, weights)``
+    """Train ``model`` (a :class:`~workbench.tokenizers.rqvae.TokenizerModule`: RQ-VAE or MMQ, whose ``forward(x, weights)``
     returns ``.total`` and ``.losses``) on features
     ``X`` ``(n, F)``; ``weights`` ``(n,)`` are per-item loss weights. Returns the per-epoch history (losses,
     utilization, entropy per level, collision rate, dead-code resets); ``callback(row)`` sees each row as it
@@ -98,7 +98,7 @@ def fit_tokenizer(model, X: np.ndarray, config: TrainConfig | None = None, weigh
 
 
 def _resets(model) -> list[int]:
-    from .quantizers import ResidualQuantizer
+    from ..tokenizers.quantizer import ResidualQuantizer
 
     return [n for q in model.modules() if isinstance(q, ResidualQuantizer) for n in q.last_resets]
 
@@ -148,6 +148,6 @@ LAB_PRESETS = {
 
 def lab_config(profile: str | None = None, **changes) -> LabConfig:
     """The tokenizer-lab preset of the active profile, with ``changes`` applied."""
-    from .config import preset
+    from ..core.config import preset
 
     return preset(LAB_PRESETS, profile, **changes)

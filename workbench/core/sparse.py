@@ -1,5 +1,5 @@
-"""Sparse-matrix helpers shared by the graphs (:mod:`workbench.graph`) and the quantizers
-(:mod:`workbench.quantizers`): CSR tensors with the index width the kernels want, a product that avoids a
+"""Sparse-matrix helpers shared by the graphs (:mod:`workbench.models.adjacency`) and the quantizers
+(:mod:`workbench.tokenizers.quantizer`): CSR tensors with the index width the kernels want, a product that avoids a
 zero-fill on the CPU, and sums of selected table rows as one sparse product each way (:func:`row_sums`)."""
 from __future__ import annotations
 

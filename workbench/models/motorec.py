@@ -48,12 +48,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dataset import RecDataset, TRAIN
-from .graph import NormalizedAdjacency, content_graph, perturb
-from .graph_models import GraphModel, _features, _xavier, bpr_loss, info_nce, l2_penalty, rows
-from .quantizers import QuantizerConfig, stack_group
-from .rqvae import RQVAE, RQVAEConfig, forward_group, mlp
-from .training import fit_tokenizer
+from ..data.dataset import RecDataset, TRAIN
+from .adjacency import NormalizedAdjacency
+from .content_graph import content_graph
+from .losses import perturb
+from .graph_model import GraphModel, _features, _xavier, rows
+from .losses import bpr_loss, info_nce, l2_penalty
+from ..tokenizers.quantizer import QuantizerConfig, stack_group
+from ..tokenizers.rqvae import RQVAE, RQVAEConfig, forward_group, mlp
+from ..training.tokenizer_loop import fit_tokenizer
 
 
 def rarity_weights(degree: np.ndarray, tau: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from importlib import metadata
 import numpy as np
 import torch
 
-from .runtime import get_device
+from ..core.runtime import get_device
 
 IMAGE_DIM = 1280
 TEXT_DIM = 384

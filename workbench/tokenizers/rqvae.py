@@ -1,4 +1,4 @@
-"""RQ-VAE: an MLP encoder, a :class:`~workbench.quantizers.ResidualQuantizer`, an MLP decoder (MoToRec eq. 6,
+"""RQ-VAE: an MLP encoder, a :class:`~workbench.tokenizers.quantizer.ResidualQuantizer`, an MLP decoder (MoToRec eq. 6,
 CEMG eq. 4), with the regularizers of :mod:`workbench.regularizers` as separate, optional loss terms.
 
 Loss (per item, then averaged with optional weights ``w_i``, MoToRec eq. 2 and 11)::
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import resolve_config
-from .quantizers import QuantizerConfig, ResidualQuantizer, quantize_group, split_group, stack_group
+from ..core.config import resolve_config
+from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group, split_group, stack_group
 from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
 
 
@@ -145,7 +145,7 @@ def forward_group(models: list[RQVAE], xs: list[torch.Tensor], weights: torch.Te
                   ) -> list[RQVAEOutput]:
     """The forward passes of several RQ-VAEs on batches of one size (``xs[g]`` through ``models[g]``, e.g. one
     per modality of the same items), with the same per-item ``weights``: each model's own encoder and decoder,
-    and their quantizers and regularizers in one batched pass (:func:`~workbench.quantizers.quantize_group`).
+    and their quantizers and regularizers in one batched pass (:func:`~workbench.tokenizers.quantizer.quantize_group`).
     Same results as ``[m(x, weights) for m, x in zip(models, xs)]``; models whose quantizer or regularizer
     settings differ from the first one's are run one by one."""
     if not models or len(models) != len(xs):

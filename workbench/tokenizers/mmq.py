@@ -28,9 +28,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .config import resolve_config
+from ..core.config import resolve_config
 from .modalities import modality_slices
-from .quantizers import QuantizerConfig, ResidualQuantizer, quantize_group
+from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group
 from .regularizers import orthogonal_loss, weighted_mean
 from .rqvae import TokenizerModule, mlp
 

@@ -1,7 +1,7 @@
-"""One training loop for every graph model (:mod:`workbench.graph_models`, :mod:`workbench.motorec`).
+"""One training loop for every graph model (:mod:`workbench.models`, :mod:`workbench.models.motorec`).
 
 Each epoch: the model's ``pre_epoch`` hook; every training interaction once with a fresh negative
-(:func:`~workbench.graph.sample_triplets`), in batches; Adam on the sum of the model's named losses; a
+(:func:`~workbench.models.sampling.sample_triplets`), in batches; Adam on the sum of the model's named losses; a
 full-ranking validation pass. Early stopping watches validation Recall@20 (patience 20, as MoToRec and MMRec);
 the best epoch's weights are kept and the test split is evaluated once, with them, at the end (so test numbers
 never steer anything).
@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import resolve_config
-from .dataset import TEST, TRAIN, VALID, RecDataset
-from .graph import sample_triplets
-from .metrics import EarlyStopping, RankingReport, evaluate_split
-from .runtime import get_device
-from .storage import atomic_path
+from ..core.config import resolve_config
+from ..data.dataset import TEST, TRAIN, VALID, RecDataset
+from ..models.sampling import sample_triplets
+from ..evaluation.selection import EarlyStopping
+from ..evaluation.ranking import RankingReport, evaluate_split
+from ..core.runtime import get_device
+from ..core.storage import atomic_path
 
 
 @dataclass(frozen=True)

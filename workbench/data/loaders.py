@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .dataset import DataError, RecDataset, check_features, check_interactions
-from .paths import cache_dir
-from .storage import atomic_path, content_hash, load_arrays, save_arrays
+from ..core.paths import cache_dir
+from ..core.storage import atomic_path, content_hash, load_arrays, save_arrays
 
 MMREC_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
 _FEAT_SUFFIX = "_feat.npy"

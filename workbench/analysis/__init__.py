@@ -1,0 +1,1 @@
+"""Stage 6, analysis: multi-seed studies and plots."""

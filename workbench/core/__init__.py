@@ -1,0 +1,1 @@
+"""Foundations every stage uses: the profile switch and configs, device and seeding, repo-rooted paths, atomic storage, sparse kernels."""

@@ -1,0 +1,1 @@
+"""Stage 1, data: the dataset container, the synthetic catalogue, offline encoders, loaders, splits and cold-start strata."""

@@ -1,0 +1,1 @@
+"""Stage 5, models: the recommender contract, baselines, the graph recommenders and MoToRec."""

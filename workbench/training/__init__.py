@@ -1,0 +1,1 @@
+"""Stage 3, training: the one training loop every model family runs through."""
