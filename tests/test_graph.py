@@ -9,38 +9,20 @@ import scipy.sparse as sp
 import torch
 
 import workbench as wb
+from planted import planted_dataset
 from workbench.models.adjacency import NormalizedAdjacency, layer_mean
 from workbench.models.content_graph import knn_graph
 from workbench.models.losses import perturb
 from workbench.models.sampling import sample_triplets
 from workbench.models.losses import bpr_loss
-from workbench.models.registry import make_model, model_classes
-from workbench.training.graph_loop import fit_graph
+from workbench.models.base import make_model, model_classes
+from workbench.models.graph_model import GraphModel
 from workbench.models.motorec import ABLATIONS, MoToRec, ablation_config, rarity_weights
 
 
-def planted_dataset(seed: int = 0, groups: int = 6, users_per_group: int = 30, items_per_group: int = 20):
-    """Users in groups, each group liking its own items (8 of its group's 20 each, plus one random item);
-    item features = the group's centre + noise in two modalities; random 8:1:1 split. Popularity is nearly flat,
-    so only a personalised model ranks a user's group items first."""
-    rng = np.random.default_rng(seed)
-    n_users, n_items = groups * users_per_group, groups * items_per_group
-    rows = []
-    for u in range(n_users):
-        g = u // users_per_group
-        own = rng.choice(items_per_group, 8, replace=False) + g * items_per_group
-        rows += [(u, int(i)) for i in own] + [(u, int(rng.integers(n_items)))]
-    inter = pd.DataFrame(rows, columns=["user_id", "item_id"]).drop_duplicates()
-    inter["rating"], inter["timestamp"] = 1.0, np.arange(len(inter))
-    item_group = np.arange(n_items) // items_per_group
-    feats = {m: (rng.normal(0, 1, (groups, d))[item_group] + 0.3 * rng.normal(0, 1, (n_items, d))).astype(np.float32)
-             for m, d in (("image", 24), ("text", 16))}
-    ds = wb.RecDataset("planted-groups", inter.reset_index(drop=True), n_users, n_items, feats)
-    return ds.with_split(wb.random_split(ds.interactions, seed=seed))
-
-
-SMALL = {"motorec": dict(codebook_size=16, levels=2, hidden=(32,), tokenizer_warmup=2, knn_k=5),
+SMALL = {"motorec": dict(K=16, L=2, hidden=(32,), tokenizer_warmup=2, knn_k=5),
          "freedom": dict(knn_k=5)}
+GRAPH_MODELS = [name for name, cls in model_classes().items() if issubclass(cls, GraphModel)]
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +30,21 @@ def planted():
     return planted_dataset()
 
 
-def small_model(name, ds, seed: int = 0, **options):
-    torch.manual_seed(seed)  # parameter initialisation
-    return make_model(name, ds, **{**SMALL.get(name, {}), **options})
+def small_model(name, ds=None, seed: int = 0, **options):
+    """A small model of ``name``, built for ``ds`` (initialised from ``seed``) when given."""
+    model = make_model(name, **{**SMALL.get(name, {}), **options})
+    return model if ds is None else model.build(ds, seed=seed)
+
+
+def first_step(model, ds, batch_size: int = 64):
+    """What the engine does before and at a fresh run's first step: start-up, the epoch's batches, the first
+    batch's training step (in training mode). Returns ``(batch, step output)``."""
+    rng = np.random.default_rng(0)
+    model.on_fit_start(ds, model.train_config(), rng)
+    batches = model.epoch_batches(ds, batch_size, rng)
+    model.on_epoch_start(ds, 1, rng, len(batches))
+    model.train()
+    return batches[0], model.training_step(batches[0])
 
 
 # ---------------------------------------------------------------------------------------------- graph algebra
@@ -133,19 +127,26 @@ def test_rarity_weights_follow_eq_2_by_hand():
 
 
 # ----------------------------------------------------------------------------------------------- contracts
-@pytest.mark.parametrize("name", list(model_classes()))
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", GRAPH_MODELS)
 def test_graph_model_contract(planted, name):
-    torch.manual_seed(0)
     model = small_model(name, planted)
-    model.prepare(np.random.default_rng(0))
-    model.pre_epoch(np.random.default_rng(0), n_steps=2)
-    model.train()
-    users, pos, neg = (torch.as_tensor(a[:64]) for a in sample_triplets(planted.matrix("train"), np.random.default_rng(0)))
-    losses = model.loss(users, pos, neg)
+    batch, out = first_step(model, planted)
+    losses = out.losses
     assert "bpr" in losses and all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    # the training step is a pure function of the parameters: no parameter or buffer changed (code buffers and
+    # quantizer statistics change in after_step only)
+    after = _state(model)
+    again = model.training_step(batch)
+    for k, v in _state(model).items():
+        torch.testing.assert_close(v, after[k], msg=k)
+    model.after_step(batch, again.updates)
     model.eval()
     U, I = model.embeddings()
     assert U.shape[0] == planted.n_users and I.shape[0] == planted.n_items and U.shape[1] == I.shape[1]
@@ -158,43 +159,44 @@ def test_graph_model_contract(planted, name):
     assert not any(train[u, i] for u, row in enumerate(rec.item_ids.tolist()) for i in row)
 
 
-@pytest.mark.parametrize("name", list(model_classes()))
+@pytest.mark.parametrize("name", GRAPH_MODELS)
 def test_each_model_beats_popularity_on_planted_groups(planted, name):
-    pop = wb.evaluate_split(planted, wb.PopularityRecommender().fit(planted).score, "test")["recall@20"]
-    model = small_model(name, planted)
-    result = fit_graph(model, planted, epochs=40, lr=0.01, batch_size=256, progress=False, patience=40)
-    assert result.test["recall@20"] > pop + 0.15, (name, result.test["recall@20"], pop)
+    pop = wb.PopularityRecommender().fit(planted).evaluate(planted)["recall@20"]
+    model = small_model(name).fit(planted, epochs=40, lr=0.01, batch_size=256, progress=False, patience=40)
+    assert model is not None and model.best_epoch_ >= 1 and "valid_recall@20" in model.history_
+    recall = model.evaluate(planted, "test")["recall@20"]
+    assert recall > pop + 0.15, (name, recall, pop)
 
 
 def test_models_need_features_and_a_split(planted):
     bare = wb.RecDataset("no-features", planted.interactions, planted.n_users, planted.n_items)
     with pytest.raises(ValueError, match="needs item content features"):
-        make_model("freedom", bare)
+        make_model("freedom").fit(bare)
     with pytest.raises(ValueError, match="needs a split"):
-        make_model("lightgcn", wb.RecDataset("unsplit", planted.interactions.drop(columns="x_label"),
-                                             planted.n_users, planted.n_items))
+        make_model("lightgcn").fit(wb.RecDataset("unsplit", planted.interactions.drop(columns="x_label"),
+                                                 planted.n_users, planted.n_items))
     with pytest.raises(KeyError, match="unknown model"):
-        make_model("bert4rec", planted)
+        make_model("bert4rec")
+    with pytest.raises(RuntimeError, match="has not been fitted"):
+        make_model("lightgcn").evaluate(planted)
+    other = planted_dataset(seed=1, groups=5)
+    fitted = small_model("mf-bpr").fit(planted, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="was built for"):
+        fitted.evaluate(other)
 
 
 # ------------------------------------------------------------------------------------------------ ablations
 def test_ablation_switches_remove_their_component(planted):
     base = ablation_config("MoToRec").__class__(**SMALL["motorec"])
-    models = {name: MoToRec(planted, ablation_config(name, base)) for name in ABLATIONS}
+    models = {name: MoToRec(ablation_config(name, base)).build(planted) for name in ABLATIONS}
     counts = {name: m.parameter_count() for name, m in models.items()}
     assert counts["w/o RQ-VAE"] < counts["MoToRec"]       # no codebooks, no decoders
     assert counts["w/o HF"] < counts["MoToRec"]           # no attention
-    assert models["w/o HGE"].item_graph is None and models["MoToRec"].item_graph is not None
+    assert models["w/o HGE"].item_graph_ is None and models["MoToRec"].item_graph_ is not None
     assert torch.all(models["w/o ARA"].item_weights == 1) and torch.any(models["MoToRec"].item_weights < 1)
     assert models["w/o Sparsity"].tokenizers["image"].config.sparsity_weight == 0
     assert models["MoToRec"].tokenizers["image"].config.sparsity_weight > 0
-    batch = [torch.as_tensor(a[:64]) for a in sample_triplets(planted.matrix("train"), np.random.default_rng(0))]
-    terms = {}
-    for name, m in models.items():
-        m.prepare(np.random.default_rng(0))
-        m.pre_epoch(np.random.default_rng(0), 2)
-        m.train()
-        terms[name] = set(m.loss(*batch))
+    terms = {name: set(first_step(m, planted)[1].losses) for name, m in models.items()}
     assert {"bpr", "cl", "rq", "l2"} <= terms["MoToRec"]
     assert "cl" not in terms["w/o CL"] and "rq" not in terms["w/o RQ-VAE"]
     with pytest.raises(KeyError, match="unknown ablation"):
@@ -204,7 +206,7 @@ def test_ablation_switches_remove_their_component(planted):
 def test_tokenizer_loss_is_weighted_by_rarity(planted):
     model = small_model("motorec", planted)
     tok = model.tokenizers["image"]
-    tok.initialise(model.features("image"))
+    tok.init_codebooks(model.features("image"))
     x = model.features("image")[:50]
     w = torch.linspace(0.1, 1.0, 50)
     tok.eval()
@@ -217,12 +219,10 @@ def test_tokenizer_loss_is_weighted_by_rarity(planted):
 def test_motorec_batch_loss_equals_the_full_table_computation(planted):
     """MoToRec's loss embeds each distinct batch node once and maps repeats back; with repeated users and items
     its BPR term and gradients equal those read from every node's fused embedding."""
-    model = small_model("motorec", planted, use_cl=False)
-    model.prepare(np.random.default_rng(0))
+    model = small_model("motorec", planted, use_cl=False).warm_up(planted)
     model.eval()  # fixed tables: every item tokenized afresh, no tokenizer loss
-    with torch.no_grad():
-        tables, _ = model.item_tables(None)
-    model.item_tables = lambda chunk: (tables, None)
+    tables = model._fresh_tables()
+    model._buffer_tables = lambda: tables
     gen = torch.Generator().manual_seed(0)
     users = torch.randint(0, 8, (64,), generator=gen)  # many repeats
     pos, neg = (torch.randint(0, 12, (64,), generator=gen) for _ in range(2))
@@ -240,28 +240,24 @@ def test_motorec_batch_loss_equals_the_full_table_computation(planted):
 @pytest.mark.parametrize("name", ["lightgcn", "freedom", "motorec"])
 def test_resume_reproduces_the_uninterrupted_run(planted, tmp_path, name):
     opts = dict(epochs=5, lr=0.01, batch_size=256, progress=False, seed=3)
-    straight = small_model(name, planted)
-    r1 = fit_graph(straight, planted, **opts)
+    straight = small_model(name).fit(planted, **opts)
 
     def interrupt(row):
         if row["epoch"] == 2:
             raise KeyboardInterrupt
 
     ckpt = tmp_path / "run.pt"
-    first = small_model(name, planted)
     with pytest.raises(KeyboardInterrupt):
-        fit_graph(first, planted, checkpoint=str(ckpt), callback=interrupt, **opts)
-    resumed = small_model(name, planted)
-    r2 = fit_graph(resumed, planted, checkpoint=str(ckpt), **opts)
-    assert r2.resumed_from == 2
-    cols = [c for c in r1.history if c.startswith(("loss_", "valid_"))]
-    pd.testing.assert_frame_equal(r1.history[cols], r2.history[cols])
+        small_model(name).fit(planted, checkpoint=str(ckpt), callback=interrupt, **opts)
+    resumed = small_model(name).fit(planted, checkpoint=str(ckpt), **opts)
+    assert resumed.fit_result_.resumed_from == 2 and straight.fit_result_.resumed_from == 0
+    cols = [c for c in straight.history_ if c.startswith(("loss_", "valid_"))]
+    pd.testing.assert_frame_equal(straight.history_[cols], resumed.history_[cols])
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
-    assert r1.test["recall@20"] == r2.test["recall@20"]
-    other = small_model(name, planted)
+    assert straight.evaluate(planted)["recall@20"] == resumed.evaluate(planted)["recall@20"]
     with pytest.raises(ValueError, match="another run"):
-        fit_graph(other, planted, checkpoint=str(ckpt), **{**opts, "lr": 0.5})
+        small_model(name).fit(planted, checkpoint=str(ckpt), **{**opts, "lr": 0.5})
 
 
 @pytest.mark.parametrize("self_loops", [False, True])
@@ -354,10 +350,9 @@ def test_restricted_report_ranks_only_the_given_items():
 def test_motorec_runs_on_ml100k_text_and_genre():
     ds = wb.load_ml100k()
     split = ds.with_split(wb.random_split(ds.interactions, seed=0))
-    model = small_model("motorec", split, tokenizer_warmup=1)
-    assert model.modalities == ["text", "genre"] and model.token_dim == 32
-    result = fit_graph(model, split, epochs=1, progress=False)
-    assert 0 < result.test["recall@20"] <= 1
+    model = small_model("motorec", tokenizer_warmup=1).fit(split, epochs=1, progress=False)
+    assert model.modalities_ == ["text", "genre"] and model.token_dim_ == 32
+    assert 0 < model.evaluate(split)["recall@20"] <= 1
 
 
 def test_graph_models_run_on_an_mmrec_bundle(planted, tmp_path):
@@ -365,8 +360,8 @@ def test_graph_models_run_on_an_mmrec_bundle(planted, tmp_path):
     ds = wb.load_mmrec(tmp_path / "bundle")
     assert set(ds.features) == {"image", "text"}
     for name in ("freedom", "motorec"):
-        result = fit_graph(small_model(name, ds), ds, epochs=2, lr=0.01, batch_size=256, progress=False)
-        assert np.isfinite(result.history["loss_total"]).all()
+        model = small_model(name).fit(ds, epochs=2, lr=0.01, batch_size=256, progress=False)
+        assert np.isfinite(model.history_["loss_total"]).all()
 
 
 def test_perturb_is_simgcl_noise():
@@ -403,9 +398,9 @@ def test_graph_benchmark_builds_each_table3_variant(planted):
 
     slugs = _ablation_slugs()
     assert sorted(slugs.values()) == sorted(n for n in ABLATIONS if n != "MoToRec")
-    full = _graph_model("motorec", planted).config
+    full = _graph_model("motorec").config
     for slug, name in slugs.items():
-        config = _graph_model(slug, planted).config
+        config = _graph_model(slug).config
         changed = {k for k in vars(full) if getattr(config, k) != getattr(full, k)}
         assert changed == set(ABLATIONS[name]), (slug, changed)
-    assert _graph_model("freedom-mmrec", planted).config.project_all
+    assert _graph_model("freedom-mmrec").config.project_all

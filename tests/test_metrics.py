@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 
 from workbench.evaluation.selection import EarlyStopping
-from workbench.evaluation.ranking import RankingReport, dot_scores, evaluate_ranking
+from workbench.evaluation.ranking import DotScorer, RankingReport, evaluate_ranking
 from workbench.evaluation.ctr import auc, gauc
 from workbench.evaluation.statistics import bootstrap_ci, paired_test
 
@@ -83,7 +83,7 @@ def test_batching_and_dot_scorer_agree():
     ex = ex - ex.multiply(gt)
     ex.eliminate_zeros()
     ex.data[:] = 1
-    a = evaluate_ranking(dot_scores(U, V), gt, exclude=ex, batch_size=7)
+    a = evaluate_ranking(DotScorer(U, V), gt, exclude=ex, batch_size=7)
     b = evaluate_ranking(lambda u: U[u] @ V.T, gt, exclude=ex, batch_size=1000)
     for k in a.metrics:
         assert a[k] == pytest.approx(b[k])
@@ -134,19 +134,23 @@ def test_paired_test_and_bootstrap():
 
 def test_early_stopping_selects_on_validation_only():
     stopper = EarlyStopping("recall@20", patience=3)
-    seen = []
+    seen, improved = [], []
     for epoch, value in enumerate([0.1, 0.3, 0.2, 0.25, 0.29, 0.5]):
-        if stopper.step(epoch, {"recall@20": value}):
-            stopper.record_test({"recall@20": 1 - value})
+        improved.append(stopper.step(epoch, {"recall@20": value}))
         seen.append(epoch)
         if stopper.should_stop:
             break
-    assert seen == [0, 1, 2, 3, 4] and stopper.best_epoch == 1
-    assert stopper.best_test == {"recall@20": pytest.approx(0.7)}
-    with pytest.raises(RuntimeError):
-        stopper.record_test({"recall@20": 0.0})
+    assert seen == [0, 1, 2, 3, 4] and stopper.best_epoch == 1 and improved == [True, True, False, False, False]
+    again = EarlyStopping("recall@20", patience=3)
+    again.load_state_dict(stopper.state_dict())  # what a checkpoint keeps
+    assert again.should_stop and again.best_value == 0.3
+    lower = EarlyStopping("loss", patience=None, mode="min")
+    assert [lower.step(e, {"loss": v}) for e, v in enumerate([3.0, 2.0, 2.5])] == [True, True, False]
+    assert not lower.should_stop  # patience None: never stops
     with pytest.raises(FloatingPointError, match="diverged"):
         EarlyStopping().step(0, {"recall@20": float("nan")})
+    with pytest.raises(KeyError, match="lack"):
+        EarlyStopping().step(0, {"ndcg@20": 0.1})
 
 
 def test_leave_one_out_hr_equals_recall():
@@ -161,7 +165,7 @@ def test_leave_one_out_hr_equals_recall():
 
 def test_dot_scorer_keeps_the_embedding_dtype():
     U, V = torch.randn(6, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    rep = evaluate_ranking(dot_scores(U, V), csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
+    rep = evaluate_ranking(DotScorer(U, V), csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
     ref = evaluate_ranking(lambda u: U[u] @ V.T, csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
     assert rep.metrics == ref.metrics
 

@@ -13,7 +13,6 @@ from workbench.tokenizers.modalities import ModalitySeparated, fuse_modalities, 
 from workbench.tokenizers.quantizer import QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto, soft_index
 from workbench.tokenizers.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
 from workbench.tokenizers.rqvae import RQVAE, RQVAEConfig
-from workbench.training.tokenizer_loop import fit_tokenizer
 
 CONFIGS = [dict(distance=d, estimator=e, ema=m) for d, e, m in
            itertools.product(("l2", "cosine"), ("ste", "rotation"), (False, True))]
@@ -28,13 +27,16 @@ def make_quantizer(seed=0, **options):
 def test_quantizer_contract(options):
     z = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
     q = make_quantizer(**options)
+    q.init_codebooks(z)  # k-means start-up, as the engine does before the first step
     q.train()
-    out = q(z)  # first training call: k-means initialisation
+    out = q(z)
+    q.update(out.codes, out.residuals)
     assert out.codes.shape == (64, 3) and out.codes.dtype == torch.long
     assert (out.codes >= 0).all() and (out.codes < 16).all()
     assert out.residual_norms.shape == (64, 3) and out.quantized.shape == z.shape
     assert all(v.shape == (64,) for v in out.losses.values())
     assert ("codebook" in out.losses) == (not options["ema"])
+    assert out.residuals.shape == (3, 64, 8) and not out.residuals.requires_grad
     q.eval()
     out = q(z)
     codes = q.encode(z)
@@ -45,8 +47,10 @@ def test_quantizer_contract(options):
     torch.testing.assert_close(out.residual_norms[:, 0], first)
     # determinism under a seed
     again = make_quantizer(**options)
+    again.init_codebooks(z)
     again.train()
-    again(z)
+    first = again(z)
+    again.update(first.codes, first.residuals)
     again.eval()
     torch.testing.assert_close(again.encode(z), codes)
 
@@ -56,7 +60,7 @@ def test_gradients_reach_the_encoder(estimator):
     torch.manual_seed(0)
     model = RQVAE(12, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8, estimator=estimator))
     x = torch.randn(32, 12)
-    model.quantizer.init_from_data(model.encoder(x))
+    model.quantizer.init_codebooks(model.encoder(x))
     out = model(x)
     out.losses["recon"].backward()  # the reconstruction reaches the encoder only through the estimator
     first = model.encoder[0].weight.grad
@@ -107,15 +111,17 @@ def test_random_seeding_draws_distinct_rows():
 
 
 def test_ema_init_leaves_the_codebooks_the_first_step_uses():
-    """With EMA, the k-means initialisation writes the Laplace-smoothed codes the first step would compute from the
-    statistics (so each next level is fitted to the residuals that step will see): scaling the statistics to a
-    batch of the sample's size leaves the codebooks unchanged; the raw centres differ by ~1e-5 relative."""
+    """With EMA, the k-means initialisation writes the Laplace-smoothed codes the first update would compute from
+    the statistics (so each next level is fitted to the residuals that step will see): an update by a batch that
+    adds nothing (decay 1) leaves the codebooks unchanged; the raw centres differ by ~1e-5 relative."""
     gen = torch.Generator().manual_seed(0)
     z = torch.randn(64, 8, generator=gen)
-    q = ResidualQuantizer(D=8, L=3, K=32, ema=True)
-    q.init_from_data(z, seed=0)
+    q = ResidualQuantizer(D=8, L=3, K=32, ema=True, ema_decay=1.0)
+    q.init_codebooks(z, seed=0, batch_size=16)
+    torch.testing.assert_close(q.usage.sum(1), torch.full((3,), 16.0))  # shares of the sample x the batch size
     initial = q.codebooks.detach().clone()
-    q._shares_to_counts(len(z))
+    out = q(z[:16])
+    q.update(out.codes, out.residuals)
     torch.testing.assert_close(q.codebooks.detach(), initial, rtol=1e-6, atol=1e-8)
     raw = kmeans(z, 32, q.config.kmeans_iters, seed=0, seeding=q.config.kmeans_seeding)
     assert not torch.equal(initial[0], raw)  # level 1: the smoothed centres, not the raw ones
@@ -127,8 +133,8 @@ def test_dead_codes_are_reset_and_counted():
     q.codebooks.data[0] = torch.tensor([[0.0, 0.0], [100.0, 100.0], [-100.0, 100.0], [100.0, -100.0]])
     q.train()
     z = torch.randn(16, 2) * 0.1
-    q(z)
-    assert q.last_resets == [3]  # three codes far from the data were never used
+    out = q(z)
+    assert q.update(out.codes, out.residuals) == [3]  # three codes far from the data were never used
     assert q.codebooks[0, 1:].abs().max() < 1.0  # now they sit on data points
 
 
@@ -136,21 +142,24 @@ def test_ema_moves_codes_to_the_mean():
     q = ResidualQuantizer(D=2, L=1, K=1, kmeans_init=False, ema=True, ema_decay=0.0)
     q.train()
     z = torch.tensor([[1.0, 1.0], [3.0, 5.0]])
-    q(z)
+    before = q.codebooks.detach().clone()
+    out = q(z)
+    torch.testing.assert_close(q.codebooks.detach(), before)  # forward changes nothing
+    q.update(out.codes, out.residuals)
     torch.testing.assert_close(q.codebooks[0, 0], torch.tensor([2.0, 3.0]), atol=1e-4, rtol=1e-4)
 
 
 def test_running_statistics_start_from_the_kmeans_clusters():
-    """After k-means on 4 points (three at 0, one at 10) each code holds its share of the sample (3/4, 1/4);
-    the first training batch of 8 turns shares into counts (6, 2): the second code is below the threshold 3
-    and is replaced at once, restarting as a cluster of 3 members; the first keeps its smoothed EMA mean."""
+    """After k-means on 4 points (three at 0, one at 10) each code holds its share of the sample (3/4, 1/4) times
+    the training batch size 8: counts (6, 2). The second code is below the threshold 3 and is replaced at the
+    first update, restarting as a cluster of 3 members; the first keeps its smoothed EMA mean."""
     q = ResidualQuantizer(D=1, L=1, K=2, ema=True, ema_decay=1.0, usage_decay=1.0, dead_code_threshold=3.0)
-    q.init_from_data(torch.tensor([[0.0], [0.0], [0.0], [10.0]]))
-    torch.testing.assert_close(q.usage[0].sort().values, torch.tensor([0.25, 0.75]))
+    q.init_codebooks(torch.tensor([[0.0], [0.0], [0.0], [10.0]]), batch_size=8)
+    torch.testing.assert_close(q.usage[0].sort().values, torch.tensor([2.0, 6.0]))
     q.train()
-    q(torch.full((8, 1), 4.0))
+    out = q(torch.full((8, 1), 4.0))
     first = int(q.usage[0].argmax())
-    assert q.last_resets == [1]
+    assert q.update(out.codes, out.residuals) == [1]
     torch.testing.assert_close(q.usage[0, first], torch.tensor(6.0))  # 0.75 x 8, decay 1 keeps it
     torch.testing.assert_close(q.ema_size[0, 1 - first], torch.tensor(3.0))  # the reset code: 3 members
     torch.testing.assert_close(q.ema_sum[0, 1 - first], torch.tensor([12.0]))  # of value 4
@@ -250,8 +259,8 @@ def test_rqvae_recovers_planted_category(estimator):
     torch.manual_seed(0)
     model = RQVAE(X.shape[1], RQVAEConfig(hidden=(256,), quantizer=QuantizerConfig(
         D=16, L=2, K=16, estimator=estimator, ema=estimator == "rotation", dead_code_threshold=1.0)))
-    history = fit_tokenizer(model, X, epochs=30, batch_size=64, progress=False, seed=0)
-    scores = attribute_scores(model.tokenize(X), ds.items[["category"]])
+    history = model.fit(X, epochs=30, batch_size=64, progress=False, seed=0).history_
+    scores = attribute_scores(model.encode(X), ds.items[["category"]])
     assert scores.loc[(1, "category"), "nmi"] > 0.35
     assert scores.loc[(1, "category"), "purity"] > 0.45
     assert history["loss_recon"].iloc[-1] < history["loss_recon"].iloc[0]
@@ -310,18 +319,15 @@ def _fitted(name):
     torch.manual_seed(0)
     if name == "rqvae":
         model = RQVAE(8, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
-        fit_tokenizer(model, X, epochs=2, batch_size=128, progress=False)
-        return model, X
+        return model.fit(X, epochs=2, batch_size=128, progress=False), X
     if name == "mmq":
         model = MMQTokenizer({"a": 5, "b": 3}, D=4, K=8, hidden=16, n_shared=1, n_specific=2)
-        fit_tokenizer(model, X, epochs=2, batch_size=128, progress=False)
-        return model, X
+        return model.fit(X, epochs=2, batch_size=128, progress=False), X
     if name == "separated":
         parts = {}
         for m, cols in modality_slices({"a": 5, "b": 3}).items():
             part = RQVAE(cols.stop - cols.start, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
-            fit_tokenizer(part, X[:, cols], epochs=2, batch_size=128, progress=False)
-            parts[m] = (part, cols)
+            parts[m] = (part.fit(X[:, cols], epochs=2, batch_size=128, progress=False), cols)
         return ModalitySeparated(parts), X
     cls = {"rqkmeans": RQKMeans, "pq": ProductQuantizer, "opq": OPQ}[name]
     return cls(K=8, L=2, seed=0).fit(X), X
@@ -330,14 +336,17 @@ def _fitted(name):
 @pytest.mark.parametrize("name", ["rqvae", "mmq", "separated", "rqkmeans", "pq", "opq"])
 def test_tokenizer_contract(name):
     model, X = _fitted(name)
-    codes = model.tokenize(X)
+    codes = model.encode(X)
     assert codes.shape == (len(X), model.L) and codes.dtype == np.int64
     assert codes.min() >= 0 and codes.max() < model.K
     X_hat = model.reconstruct(X)
     assert X_hat.shape == X.shape and np.isfinite(X_hat).all()
     assert ((X - X_hat) ** 2).mean() < (X**2).mean()  # better than predicting zero
     again, _ = _fitted(name)
-    np.testing.assert_array_equal(again.tokenize(X), codes)  # deterministic under a seed
+    np.testing.assert_array_equal(again.encode(X), codes)  # deterministic under a seed
+    health = model.evaluate(X)
+    assert health["recon_mse"] == pytest.approx(((X - X_hat) ** 2).mean(), rel=1e-5)
+    assert 0 <= health["collision_rate"] <= 1 and len([k for k in health if k.startswith("entropy_l")]) == model.L
 
 
 def test_rqkmeans_levels_reduce_error_and_opq_beats_pq():
@@ -358,9 +367,9 @@ def test_mmq_structure_gates_and_gradients():
     model = MMQTokenizer({"text": 6, "image": 10}, D=4, K=8, hidden=8)  # paper defaults: N_s = N_t = N_v = 2
     assert model.L == 6 and len(model.quantizers) == 6
     x = torch.randn(32, 16)
-    model.initialise(x)
+    model.init_codebooks(x)
     out = model(x)
-    assert out.codes.shape == (32, 6) and out.reconstruction.shape == (32, 16)
+    assert out.codes.shape == (32, 6) and out.residuals.shape == (6, 32, 4) and out.reconstruction.shape == (32, 16)
     for g in out.gates.values():
         torch.testing.assert_close(g.sum(1), torch.ones(32))  # softmax gates (eq. 5-6)
     assert {"recon", "aux", "commitment", "codebook", "ortho"} == set(out.losses)
@@ -432,7 +441,7 @@ def test_lab_presets_and_plots():
 
     matplotlib.use("Agg")
     from workbench.analysis.plots import plot_code_map, plot_code_usage, plot_training_curves
-    from workbench.training.tokenizer_loop import lab_config
+    from workbench.analysis.lab import lab_config
 
     assert lab_config("smoke").K < lab_config("default").K <= lab_config("paper").K
     codes = np.random.default_rng(0).integers(0, 8, (50, 2))
@@ -465,7 +474,7 @@ def test_item_weights_change_the_loss_and_are_checked():
     torch.manual_seed(0)
     model = RQVAE(8, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
     x = torch.randn(6, 8)
-    model.initialise(x)
+    model.init_codebooks(x)
     model.eval()
     plain = model(x).losses["recon"]
     heavy_first = model(x, torch.tensor([6.0, 0, 0, 0, 0, 0])).losses["recon"]
@@ -473,22 +482,24 @@ def test_item_weights_change_the_loss_and_are_checked():
     assert heavy_first.item() == pytest.approx(per_item[0].item(), rel=1e-5)  # w_i weights item i's loss
     assert plain.item() == pytest.approx(per_item.mean().item(), rel=1e-5)
     with pytest.raises(ValueError, match="weights must be"):
-        fit_tokenizer(model, x.numpy(), weights=np.ones(3), epochs=1, progress=False)
+        model.fit(x.numpy(), weights=np.ones(3), epochs=1, progress=False)
 
 
-def test_loaded_kmeans_state_is_scaled_at_the_next_step():
-    """The start-up flags are read once per quantizer, and again after a state dict is loaded: a trained
-    quantizer that loads a freshly k-means-initialised state turns its shares into counts at the next step."""
-    fresh = ResidualQuantizer(D=1, L=1, K=2, dead_code_threshold=0.0, usage_decay=1.0)
-    fresh.init_from_data(torch.tensor([[0.0], [0.0], [0.0], [10.0]]))
-    q = ResidualQuantizer(D=1, L=1, K=2, dead_code_threshold=0.0, usage_decay=1.0)
+@pytest.mark.parametrize("options", CONFIGS, ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_forward_changes_no_state(options):
+    """A training-mode forward (and its backward) leaves every parameter and buffer as it was: usage, EMA
+    statistics and dead-code resets change in ``update`` only, which the engine calls after the optimizer step."""
+    q = make_quantizer(**options, dead_code_threshold=5.0)
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    q.init_codebooks(z)
     q.train()
-    q(torch.randn(4, 1))  # initialised and counting: the flags are not read again
-    q.load_state_dict(fresh.state_dict())
-    q(torch.zeros(8, 1))
-    # shares 3/4 and 1/4 of the k-means sample become counts of a batch of 8 (decay 1 keeps them)
-    torch.testing.assert_close(q.usage[0].sort().values, torch.tensor([2.0, 6.0]))
-    assert not bool(q.stats_are_shares)
+    before = {k: v.clone() for k, v in q.state_dict().items()}
+    out = q(z)
+    (out.quantized.sum() + sum(out.losses.values()).sum()).backward()
+    for k, v in q.state_dict().items():
+        torch.testing.assert_close(v, before[k], msg=k)
+    resets = q.update(out.codes, out.residuals)
+    assert not torch.equal(q.usage, before["usage"]) and sum(resets) > 0  # update does change it
 
 
 def test_levels_computed_at_once_match_a_level_by_level_quantizer():
@@ -528,16 +539,19 @@ def test_quantize_group_matches_one_by_one(options):
     group = [make_quantizer(seed=s, **options) for s in range(3)]
     alone = copy.deepcopy(group)
     resets = 0
-    for step in range(3):  # the first step initialises by k-means; every step updates usage and resets codes
+    for q, z in zip(group, zs):
+        q.init_codebooks(z)
+    for q, z in zip(alone, zs):
+        q.init_codebooks(z)
+    for step in range(3):  # every step updates usage (and EMA codebooks) and resets codes
         za, zb = [z.clone().requires_grad_() for z in zs], [z.clone().requires_grad_() for z in zs]
-        torch.manual_seed(step)
         outs = quantize_group(group, za)
-        torch.manual_seed(step)
         refs = [q(z) for q, z in zip(alone, zb)]
         for out, ref in zip(outs, refs):
             torch.testing.assert_close(out.codes, ref.codes)
             torch.testing.assert_close(out.quantized, ref.quantized)
             torch.testing.assert_close(out.residual_norms, ref.residual_norms)
+            torch.testing.assert_close(out.residuals, ref.residuals)
             assert out.losses.keys() == ref.losses.keys()
             for name in out.losses:
                 torch.testing.assert_close(out.losses[name], ref.losses[name])
@@ -547,9 +561,13 @@ def test_quantize_group_matches_one_by_one(options):
         grads_a = torch.autograd.grad(sum(o.quantized.pow(2).sum() + sum(o.losses.values()).sum() for o in refs), wrt_a)
         for a, b in zip(grads_g, grads_a):
             torch.testing.assert_close(a, b)
+        torch.manual_seed(step)
+        resets_g = [q.update(o.codes, o.residuals) for q, o in zip(group, outs)]
+        torch.manual_seed(step)
+        resets_a = [q.update(o.codes, o.residuals) for q, o in zip(alone, refs)]
+        assert resets_g == resets_a
+        resets += sum(map(sum, resets_g))
         for qg, qa in zip(group, alone):
-            assert qg.last_resets == qa.last_resets
-            resets += sum(qg.last_resets)
             for (name, a), b in zip(qg.state_dict().items(), qa.state_dict().values()):
                 torch.testing.assert_close(a, b, msg=name)
     assert resets > 0  # the resets were exercised

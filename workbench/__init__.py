@@ -1,43 +1,88 @@
 """Semantic-ID Workbench: multimodal semantic-ID recommenders (MoToRec, CEMG, MMQ) for teaching and analysis.
 
-This module only re-exports the public names that notebooks use; each lives in the module named after its
-concept (see README.md for the map).
+This module only re-exports the public names (``import workbench as wb``; notebooks use ``wb.`` throughout).
+Each lives in the module named after its concept, in the sub-package of its pipeline stage:
+``core`` (profiles, configs, device, paths, storage, sparse kernels, torch.distributed), ``data``,
+``evaluation``, ``training`` (the engine), ``tokenizers``, ``models``, ``analysis`` and ``bench``; README.md
+has the map.
 """
+from .analysis.lab import LabConfig, lab_config
+from .analysis.plots import (LiveCurves, plot_code_map, plot_code_usage, plot_cold_map, plot_degree_distribution,
+                             plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing,
+                             plot_training_curves, project_2d)
+from .analysis.studies import (Run, StudyConfig, compare_runs, evaluation_strata, restricted_report, run_table,
+                               study_config, summarize, train_model)
 from .core.config import PROFILES, configure, get_profile
-from .tokenizers.health import attribute_purity, attribute_scores, code_case_study, code_usage, collision_rate, compare_tokenizers, health_summary, level_entropy, level_health, unique_fraction
-from .data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
-from .models.adjacency import NormalizedAdjacency
-from .models.content_graph import content_graph, knn_graph
-from .models.sampling import sample_triplets
-from .models.freedom import FREEDOM
-from .models.mf import MFBPR
-from .models.vbpr import VBPR
-from .models.graph_model import GraphModel
-from .models.lightgcn import LightGCN
-from .models.registry import make_model, model_classes
-from .training.graph_loop import GraphFitResult, GraphTrainConfig, fit_graph
-from .tokenizers.kmeans import OPQ, ProductQuantizer, RQKMeans
-from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
-from .evaluation.ranking import DotScorer, RankingReport, dot_scores, evaluate_ranking, evaluate_split
-from .evaluation.selection import EarlyStopping
-from .evaluation.ctr import auc, gauc
-from .evaluation.statistics import bootstrap_ci, paired_test, t_halfwidth
-from .tokenizers.mmq import MMQConfig, MMQOutput, MMQTokenizer
-from .models.motorec import ABLATIONS, MoToRec, MoToRecConfig, ablation_config, rarity_weights
-from .tokenizers.modalities import ModalitySeparated, fuse_modalities, modality_slices, standardize
 from .core.paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
-from .analysis.plots import LiveCurves, plot_code_map, plot_code_usage, plot_cold_map, plot_degree_distribution, plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing, plot_training_curves, project_2d
-from .tokenizers.quantizer import QuantizerConfig, QuantizerOutput, ResidualQuantizer, SoftIndex, kmeans, nearest_code, quantize_group, rotate_onto, soft_index
-from .models.baselines import PopularityRecommender, RandomRecommender
-from .models.base import Recommendation, Recommender
-from .tokenizers.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
-from .tokenizers.rqvae import RQVAE, RQVAEConfig, RQVAEOutput, TokenizerModule, forward_group
-from .tokenizers.semantic_ids import SemanticIds, add_dedup_level, collision_report, reassign_last_level, sinkhorn
 from .core.runtime import get_device, seed_everything
+from .data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
+from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
 from .data.splits import leave_one_out, random_split, temporal_split
 from .data.strata import cold_mask, degree_strata, popularity_quartiles
-from .analysis.studies import StudyConfig, compare_runs, evaluation_strata, restricted_report, run_table, study_config, summarize, train_model
 from .data.synthetic import CatalogueConfig, catalogue_config, load_synthetic, make_catalogue
-from .training.tokenizer_loop import LabConfig, TrainConfig, fit_tokenizer, lab_config
+from .evaluation.ctr import auc, gauc
+from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
+from .evaluation.selection import EarlyStopping
+from .evaluation.statistics import bootstrap_ci, paired_test, t_halfwidth
+from .models.adjacency import NormalizedAdjacency
+from .models.base import Recommendation, Recommender, make_model, model_classes, register
+from .models.baselines import PopularityRecommender, RandomRecommender
+from .models.content_graph import content_graph, knn_graph
+from .models.freedom import FREEDOM, FreedomConfig
+from .models.graph_model import GraphModel
+from .models.lightgcn import LightGCN, LightGCNConfig
+from .models.mf import MFBPR, MFConfig
+from .models.motorec import ABLATIONS, MoToRec, MoToRecConfig, ablation_config, rarity_weights
+from .models.sampling import sample_triplets
+from .models.vbpr import VBPR, VBPRConfig
+from .tokenizers.base import Tokenizer, TokenizerModule
+from .tokenizers.health import (attribute_purity, attribute_scores, code_case_study, code_usage, collision_rate,
+                                compare_tokenizers, health_summary, level_entropy, level_health, unique_fraction)
+from .tokenizers.kmeans import OPQ, ProductQuantizer, RQKMeans
+from .tokenizers.mmq import MMQConfig, MMQOutput, MMQTokenizer
+from .tokenizers.modalities import ModalitySeparated, fuse_modalities, modality_slices, standardize
+from .tokenizers.quantizer import (QuantizerConfig, QuantizerOutput, ResidualQuantizer, SoftIndex, kmeans,
+                                   nearest_code, quantize_group, rotate_onto, soft_index)
+from .tokenizers.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
+from .tokenizers.rqvae import RQVAE, RQVAEConfig, RQVAEOutput, forward_group
+from .tokenizers.semantic_ids import SemanticIds, add_dedup_level, collision_report, reassign_last_level, sinkhorn
+from .training.engine import Batch, FitResult, StepOutput, Trainable, TrainConfig
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # core: profiles, configs, device, paths
+    "PROFILES", "configure", "get_profile", "get_device", "seed_everything",
+    "cache_dir", "data_dir", "figures_dir", "repo_root", "save_figure", "shared_data_dir",
+    # data
+    "RecDataset", "DataError", "TRAIN", "VALID", "TEST", "statistics_table",
+    "CatalogueConfig", "catalogue_config", "load_synthetic", "make_catalogue",
+    "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences",
+    "random_split", "leave_one_out", "temporal_split", "cold_mask", "degree_strata", "popularity_quartiles",
+    # evaluation
+    "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc",
+    "t_halfwidth", "bootstrap_ci", "paired_test", "EarlyStopping",
+    # training
+    "TrainConfig", "Trainable", "Batch", "StepOutput", "FitResult",
+    # tokenizers
+    "QuantizerConfig", "QuantizerOutput", "ResidualQuantizer", "quantize_group", "kmeans", "nearest_code",
+    "rotate_onto", "SoftIndex", "soft_index",
+    "soft_assignment", "sparsity_kl", "diversity_loss", "orthogonal_loss", "weighted_mean",
+    "Tokenizer", "TokenizerModule", "RQVAE", "RQVAEConfig", "RQVAEOutput", "forward_group",
+    "MMQConfig", "MMQOutput", "MMQTokenizer", "RQKMeans", "ProductQuantizer", "OPQ",
+    "ModalitySeparated", "fuse_modalities", "modality_slices", "standardize",
+    "SemanticIds", "add_dedup_level", "reassign_last_level", "sinkhorn", "collision_report",
+    "code_usage", "level_entropy", "level_health", "collision_rate", "unique_fraction", "health_summary",
+    "attribute_purity", "attribute_scores", "compare_tokenizers", "code_case_study",
+    # models
+    "Recommender", "Recommendation", "make_model", "model_classes", "register",
+    "PopularityRecommender", "RandomRecommender", "GraphModel", "MFBPR", "MFConfig", "LightGCN", "LightGCNConfig",
+    "VBPR", "VBPRConfig", "FREEDOM", "FreedomConfig", "MoToRec", "MoToRecConfig", "ABLATIONS", "ablation_config",
+    "rarity_weights", "NormalizedAdjacency", "content_graph", "knn_graph", "sample_triplets",
+    # analysis
+    "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
+    "compare_runs", "restricted_report", "evaluation_strata",
+    "LiveCurves", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
+    "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",
+    "plot_training_curves", "project_2d",
+]

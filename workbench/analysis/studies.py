@@ -17,11 +17,10 @@ import torch
 
 from ..core.config import preset
 from ..data.dataset import TRAIN, RecDataset
-from ..models.registry import make_model
-from ..training.graph_loop import GraphFitResult, fit_graph
-from ..evaluation.ranking import RankingReport, evaluate_ranking, evaluate_split
-from ..evaluation.statistics import paired_test, t_halfwidth
 from ..data.strata import cold_mask, degree_strata
+from ..evaluation.ranking import RankingReport, evaluate_ranking
+from ..evaluation.statistics import paired_test, t_halfwidth
+from ..models.base import make_model
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,20 @@ class StudyConfig:
     patience: int = 20
     ablation_epochs: int = 30
     grid_epochs: int = 20
-    gammas: tuple[float, ...] = (0.0, 0.05, 0.2)
-    codebook_sizes: tuple[int, ...] = (64, 256)
+    gamma_grid: tuple[float, ...] = (0.0, 0.05, 0.2)   # sparsity weights of the sensitivity grid (Fig. 4)
+    K_grid: tuple[int, ...] = (64, 256)                 # codebook sizes of the sensitivity grid
     motorec: dict = field(default_factory=dict)
 
 
 STUDY_PRESETS = {
     "smoke": StudyConfig(seeds=(0,), epochs=40, patience=20, ablation_epochs=15, grid_epochs=8,
-                         gammas=(0.0, 0.2), codebook_sizes=(16, 32),
-                         motorec={"codebook_size": 32, "levels": 3, "hidden": (64,), "tokenizer_warmup": 2}),
+                         gamma_grid=(0.0, 0.2), K_grid=(16, 32),
+                         motorec={"K": 32, "L": 3, "hidden": (64,), "tokenizer_warmup": 2}),
     "default": StudyConfig(epochs=30, ablation_epochs=20, grid_epochs=12,
-                           motorec={"codebook_size": 256, "tokenizer_warmup": 5}),
+                           motorec={"K": 256, "tokenizer_warmup": 5}),
     "paper": StudyConfig(seeds=(0, 1, 2, 3, 4), epochs=300, ablation_epochs=300, grid_epochs=100,
-                         gammas=(0.0, 0.01, 0.05, 0.1, 0.2), codebook_sizes=(256, 512, 1024),
-                         motorec={"codebook_size": 512}),
+                         gamma_grid=(0.0, 0.01, 0.05, 0.1, 0.2), K_grid=(256, 512, 1024),
+                         motorec={"K": 512}),
 }
 
 
@@ -66,32 +65,37 @@ def evaluation_strata(dataset: RecDataset, tau: int = 10) -> dict[str, np.ndarra
 
 @dataclass
 class Run:
-    """One trained model: its name, seed, fit result, test report (with strata) and timings."""
+    """One trained model: its name, seed, the fitted model (``model.history_``, ``model.best_epoch_``), its test
+    report (with strata) and the seconds that test evaluation took."""
 
     name: str
     seed: int
     model: object
-    result: GraphFitResult
+    report: RankingReport
     eval_seconds: float
 
     @property
-    def report(self) -> RankingReport:
-        return self.result.test
+    def best_epoch(self) -> int:
+        return self.model.best_epoch_
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Median training seconds per epoch (validation excluded)."""
+        return float(self.model.history_["seconds"].median())
 
 
 def train_model(name: str, dataset: RecDataset, seed: int, study: StudyConfig, epochs: int | None = None,
                 label: str | None = None, callback=None, progress: bool = False, **options) -> Run:
-    """Build ``name`` (``options`` go to its config; MoToRec also gets ``study.motorec``), train it with the
-    study protocol and time one full-ranking test evaluation."""
+    """Make ``name`` (``options`` go to its config; MoToRec also gets ``study.motorec``), fit it with the study
+    protocol (``seed`` drives initialisation, sampling and every other draw), then evaluate the test split once,
+    timed, with the :func:`evaluation_strata`."""
     if name == "motorec":
         options = {**study.motorec, **options}
-    torch.manual_seed(seed)
-    model = make_model(name, dataset, **options)
-    result = fit_graph(model, dataset, epochs=epochs or study.epochs, lr=study.lr, patience=study.patience,
-                       seed=seed, strata=evaluation_strata(dataset), callback=callback, progress=progress)
+    model = make_model(name, **options).fit(dataset, epochs=epochs or study.epochs, lr=study.lr,
+                                            patience=study.patience, seed=seed, callback=callback, progress=progress)
     t0 = time.perf_counter()
-    evaluate_split(dataset, model.scorer(), "test", ks=(10, 20), metrics=("recall", "ndcg"))
-    return Run(label or name, seed, model, result, time.perf_counter() - t0)
+    report = model.evaluate(dataset, "test", strata=evaluation_strata(dataset), ks=(10, 20))
+    return Run(label or name, seed, model, report, time.perf_counter() - t0)
 
 
 def run_table(runs: list[Run], metrics=("recall@10", "recall@20", "ndcg@10", "ndcg@20"),
@@ -104,7 +108,7 @@ def run_table(runs: list[Run], metrics=("recall@10", "recall@20", "ndcg@10", "nd
             rep = r.report.strata.get(s)
             for m in ("recall@20", "ndcg@20"):
                 row[f"{s} {m}"] = rep[m] if rep is not None else np.nan
-        row.update({"best_epoch": r.result.best_epoch, "sec/epoch": r.result.seconds_per_epoch,
+        row.update({"best_epoch": r.best_epoch, "sec/epoch": r.seconds_per_epoch,
                     "eval sec": r.eval_seconds, "parameters": r.model.parameter_count()})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -33,7 +33,8 @@ def _their_rqvae(F: int, D: int, L: int, K: int):
     behind the library's tokenizer contract."""
     from vector_quantize_pytorch import ResidualVQ
 
-    from ..tokenizers.rqvae import TokenizerModule, mlp
+    from ..core.layers import mlp
+    from ..tokenizers.base import TokenizerModule
 
     class TheirRQVAE(TokenizerModule):
         def __init__(self):
@@ -49,16 +50,20 @@ def _their_rqvae(F: int, D: int, L: int, K: int):
             losses = {"recon": ((x - recon) ** 2).mean(), "commitment": commit.sum()}
             return _Out(torch.stack(list(losses.values())).sum(), losses, codes[:, 0])
 
-        def initialise(self, x, seed=0):
+        def init_codebooks(self, x, seed=0, batch_size=None):
             """Their k-means initialisation runs inside the first training forward pass."""
 
-        def codes_of(self, x):
+        def update_state(self, out, shared=False):
+            """Their EMA and dead-code updates run inside their forward pass."""
+            return 0
+
+        def _encode(self, x):
             return self.rvq(self.encoder(x)[:, None, :])[1][:, 0]
 
-        def reconstruction_of(self, x):
+        def _reconstruct(self, x):
             return self.decoder(self.rvq(self.encoder(x)[:, None, :])[0][:, 0])
 
-        def latent_of(self, x):
+        def _latent(self, x):
             return self.encoder(x)
 
     return TheirRQVAE()
@@ -74,10 +79,8 @@ def _train_and_score(model, X: np.ndarray, epochs: int, batch_size: int, seed: i
     """Train with the library's loop, k-means on one batch of items as lucidrains' does on its first batch.
     Throughput is that of the fastest epoch after the first (the first holds the one-off k-means
     initialisation; the minimum filters out interference on a shared machine)."""
-    from ..training.tokenizer_loop import fit_tokenizer
-
-    history = fit_tokenizer(model, X, epochs=epochs, batch_size=batch_size, seed=seed, health_every=epochs,
-                            progress=False, device=str(device), kmeans_sample=batch_size)
+    history = model.fit(X, init_sample=batch_size, epochs=epochs, batch_size=batch_size, seed=seed,
+                        eval_every=epochs, progress=False, device=str(device)).history_
     last = history.iloc[-1]
     levels = range(1, model.L + 1)
     return {
@@ -106,7 +109,7 @@ def _quantizer_only(D: int, L: int, K: int, epochs: int, batch_size: int, seed: 
     torch.manual_seed(seed)
     ours = ResidualQuantizer(D=D, L=L, K=K, estimator="rotation", ema=True, ema_decay=0.8, usage_decay=0.8,
                              dead_code_threshold=2.0, kmeans_seeding="random", kmeans_iters=10)
-    ours.init_from_data(Z, seed=seed)
+    ours.init_codebooks(Z, seed=seed, batch_size=batch_size)
     gen = torch.Generator().manual_seed(seed)
     theirs.train()
     ours.train()
@@ -116,7 +119,8 @@ def _quantizer_only(D: int, L: int, K: int, epochs: int, batch_size: int, seed: 
             for i in range(0, n, batch_size):
                 batch = Z[order[i:i + batch_size]]
                 theirs(batch[:, None, :])
-                ours(batch)
+                out = ours(batch)
+                ours.update(out.codes, out.residuals)
         theirs.eval()
         codes = {"ours": ours.encode(Z).numpy(), "theirs": theirs(Z[:, None, :])[1][:, 0].numpy()}
     out = {"latents": f"clustered {n} x {D}"}

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from ..core import distributed as dist
 from ..data.dataset import TRAIN, VALID, RecDataset, split_code
 
 
@@ -74,11 +75,6 @@ class DotScorer:
 
     def score_into(self, users: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return torch.mm(self.user_emb[users], self.item_emb_t, out=out)
-
-
-def dot_scores(user_emb: torch.Tensor, item_emb: torch.Tensor) -> DotScorer:
-    """Score function for dot-product models (see :class:`DotScorer`)."""
-    return DotScorer(user_emb, item_emb)
 
 
 def _rows_to_index(mat: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,13 +154,47 @@ def evaluate_ranking(
         strata: name -> boolean item mask ``(n_items,)``; adds one restricted report per stratum.
         batch_size: users per batch; device: where scoring and ranking run (default: the score function's
             ``device`` attribute if it has one, as :class:`DotScorer` does, else the CPU).
+
+    Under torch.distributed each process ranks a contiguous share of the users and every process receives the
+    whole report (the same numbers as one process: each user's metrics depend on that user's scores only).
     """
+    ks, gt, users, dev = _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device)
+    n_items = gt.shape[1]
+    masks = {name: torch.as_tensor(np.asarray(m, dtype=bool), device=dev) for name, m in (strata or {}).items()}
+    for name, m in masks.items():
+        if m.shape != (n_items,):
+            raise ValueError(f"stratum {name!r} mask has shape {tuple(m.shape)}, expected ({n_items},)")
+    mine = users[dist.share(len(users))]
+    parts: dict[str | None, list[tuple[dict[str, np.ndarray], np.ndarray]]] = {None: [], **{s: [] for s in masks}}
+    buffer = None
+    if hasattr(score_fn, "score_into") and len(mine):
+        buffer = torch.empty(min(batch_size, len(mine)), n_items, device=dev, dtype=score_fn.dtype)
+    with torch.no_grad():
+        for start in range(0, len(mine), batch_size):
+            batch = mine[start:start + batch_size]
+            scores = _batch_scores(score_fn, batch, buffer, exclude, n_items, dev)
+            top = scores.topk(ks[-1], dim=1).indices  # (B, maxK), best first
+            r, c = (torch.as_tensor(a, device=dev) for a in _rows_to_index(gt, batch))
+            hits = _membership(top, r, c, n_items)  # (B, maxK) bool
+            for name, (h, n_pos, keep) in _by_stratum(hits, top, r, c, len(batch), masks).items():
+                if len(n_pos):
+                    vals = _batch_metrics(h, n_pos, ks, metrics)
+                    parts[name].append(({k: v.cpu().numpy() for k, v in vals.items()},
+                                        batch if keep is None else batch[keep.cpu().numpy()]))
+    reports = {name: _assemble(p) for name, p in _gather_parts(parts).items()}
+    overall = reports.pop(None)
+    overall.strata = {name: rep for name, rep in reports.items() if rep is not None}
+    return overall
+
+
+def _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device):
+    """Checked cut-offs (sorted), the ground truth as CSR, the users to rank and the device."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; expected a subset of {METRICS}")
     ks = sorted(set(int(k) for k in ks))
-    n_users, n_items = ground_truth.shape
-    if ks[0] < 1 or ks[-1] > n_items:
+    n_items = ground_truth.shape[1]
+    if not ks or ks[0] < 1 or ks[-1] > n_items:
         raise ValueError(f"cut-offs must be in [1, n_items={n_items}], got {ks}")
     if exclude is not None and exclude.shape != ground_truth.shape:
         raise ValueError(f"exclude has shape {exclude.shape}, ground_truth {ground_truth.shape}")
@@ -173,61 +203,51 @@ def evaluate_ranking(
     if len(users) == 0:
         raise ValueError("ground truth is empty: no user has a relevant item to evaluate")
     dev = torch.device(device) if device is not None else getattr(score_fn, "device", torch.device("cpu"))
-    strata = strata or {}
-    masks = {name: torch.as_tensor(np.asarray(m, dtype=bool), device=dev) for name, m in strata.items()}
+    return ks, gt, users, dev
+
+
+def _batch_scores(score_fn, batch: np.ndarray, buffer, exclude, n_items: int, dev) -> torch.Tensor:
+    """Scores ``(B, n_items)`` of one batch of users, seen items at ``-inf``."""
+    batch_t = torch.as_tensor(batch, device=dev)
+    if buffer is not None:
+        scores = score_fn.score_into(batch_t, buffer[:len(batch)])
+    else:
+        scores = score_fn(batch_t)
+        if scores.shape != (len(batch), n_items):
+            raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
+        scores = scores.float().clone() if exclude is not None else scores.float()
+    if exclude is not None:
+        mask_seen(scores, exclude, batch)
+    return scores
+
+
+def _by_stratum(hits, top, r, c, n_batch: int, masks) -> dict:
+    """Per report (``None`` = overall, then each stratum): the hits, the users' ground-truth counts and which
+    users of the batch it keeps (``None``: all)."""
+    out = {None: (hits, torch.bincount(r, minlength=n_batch), None)}
     for name, m in masks.items():
-        if m.shape != (n_items,):
-            raise ValueError(f"stratum {name!r} mask has shape {tuple(m.shape)}, expected ({n_items},)")
-    max_k = ks[-1]
-    collected: dict[str | None, list[dict[str, np.ndarray]]] = {None: [], **{s: [] for s in masks}}
-    kept_users: dict[str | None, list[np.ndarray]] = {None: [], **{s: [] for s in masks}}
-    buffer = None
-    if hasattr(score_fn, "score_into"):
-        buffer = torch.empty(min(batch_size, len(users)), n_items, device=dev, dtype=score_fn.dtype)
-    with torch.no_grad():
-        for start in range(0, len(users), batch_size):
-            batch = users[start:start + batch_size]
-            batch_t = torch.as_tensor(batch, device=dev)
-            if buffer is not None:
-                scores = score_fn.score_into(batch_t, buffer[:len(batch)])
-            else:
-                scores = score_fn(batch_t)
-                if scores.shape != (len(batch), n_items):
-                    raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
-                scores = scores.float().clone() if exclude is not None else scores.float()
-            if exclude is not None:
-                mask_seen(scores, exclude, batch)
-            top = scores.topk(max_k, dim=1).indices  # (B, maxK), best first
-            r, c = (torch.as_tensor(a, device=dev) for a in _rows_to_index(gt, batch))
-            hits = _membership(top, r, c, n_items)  # (B, maxK) bool
-            n_pos_all = torch.bincount(r, minlength=len(batch))
-            for name in collected:
-                if name is None:
-                    h, n_pos, keep = hits, n_pos_all, None
-                else:
-                    m = masks[name]
-                    n_pos = torch.bincount(r[m[c]], minlength=len(batch))
-                    keep = n_pos > 0
-                    h, n_pos = (hits & m[top])[keep], n_pos[keep]
-                if len(n_pos) == 0:
-                    continue
-                vals = _batch_metrics(h, n_pos, ks, metrics)
-                collected[name].append({k: v.cpu().numpy() for k, v in vals.items()})
-                kept_users[name].append(batch if keep is None else batch[keep.cpu().numpy()])
-    reports = {name: _assemble(collected[name], kept_users[name]) for name in collected}
-    overall = reports.pop(None)
-    overall.strata = {name: rep for name, rep in reports.items() if rep is not None}
-    return overall
+        n_pos = torch.bincount(r[m[c]], minlength=n_batch)
+        keep = n_pos > 0
+        out[name] = ((hits & m[top])[keep], n_pos[keep], keep)
+    return out
 
 
-def _assemble(parts: list[dict[str, np.ndarray]], users: list[np.ndarray]) -> RankingReport | None:
+def _gather_parts(parts: dict) -> dict:
+    """Every process's per-user parts, in rank order (its own alone in a single process)."""
+    if not dist.is_distributed():
+        return parts
+    gathered = dist.all_gather_objects(parts)
+    return {name: [p for rank_parts in gathered for p in rank_parts[name]] for name in parts}
+
+
+def _assemble(parts: list[tuple[dict[str, np.ndarray], np.ndarray]]) -> RankingReport | None:
     if not parts:
         return None
-    per_user = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    per_user = {k: np.concatenate([p[k] for p, _ in parts]) for k in parts[0][0]}
     return RankingReport(
         metrics={k: float(v.mean()) for k, v in per_user.items()},
         per_user=per_user,
-        users=np.concatenate(users),
+        users=np.concatenate([u for _, u in parts]),
     )
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import torch
 
 from ..data.dataset import TRAIN, RecDataset
-from .base import Recommender
+from .base import Recommender, register
 
 
+@register("popularity")
 class PopularityRecommender(Recommender):
     """Scores every item by its number of training interactions (the same ranking for every user)."""
 
     def fit(self, dataset: RecDataset) -> "PopularityRecommender":
+        """Count each item's training interactions."""
         self.n_items_ = dataset.n_items
         self.item_popularity_ = torch.as_tensor(dataset.item_degree(TRAIN), dtype=torch.float32)
         return self
@@ -20,6 +22,7 @@ class PopularityRecommender(Recommender):
         return pop.expand(len(user_ids), -1)
 
 
+@register("random")
 class RandomRecommender(Recommender):
     """Uniformly random scores, deterministic per ``(seed, user, item)`` whatever the batching."""
 

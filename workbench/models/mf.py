@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..data.dataset import RecDataset
-from .graph_model import GraphModel, _xavier, rows
+from .base import register
+from .graph_model import GraphModel, embedding_table, rows
 from .losses import bpr_loss, l2_penalty
 
 
@@ -14,15 +15,15 @@ class MFConfig:
     reg_weight: float = 1e-4
 
 
+@register("mf-bpr")
 class MFBPR(GraphModel):
     """Matrix factorisation trained with BPR (Rendle et al. 2009): ``y_ui = p_u . q_i``."""
 
     config_class = MFConfig
 
-    def __init__(self, dataset: RecDataset, config: MFConfig | None = None, **options):
-        super().__init__(dataset, config, **options)
-        self.user_emb = _xavier(self.n_users, self.config.dim)
-        self.item_emb = _xavier(self.n_items, self.config.dim)
+    def _build(self, dataset: RecDataset) -> None:
+        self.user_emb = embedding_table(self.n_users_, self.config.dim)
+        self.item_emb = embedding_table(self.n_items_, self.config.dim)
 
     def embeddings(self):
         return self.user_emb, self.item_emb

@@ -48,15 +48,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.dataset import RecDataset, TRAIN
-from .adjacency import NormalizedAdjacency
-from .content_graph import content_graph
-from .losses import perturb
-from .graph_model import GraphModel, _features, _xavier, rows
-from .losses import bpr_loss, info_nce, l2_penalty
+from ..core.layers import mlp
+from ..data.dataset import TRAIN, RecDataset
+from ..tokenizers.base import ENCODE_BATCH
 from ..tokenizers.quantizer import QuantizerConfig, stack_group
-from ..tokenizers.rqvae import RQVAE, RQVAEConfig, forward_group, mlp
-from ..training.tokenizer_loop import fit_tokenizer
+from ..tokenizers.rqvae import RQVAE, RQVAEConfig, forward_group
+from ..training.engine import StepOutput
+from .adjacency import NormalizedAdjacency
+from .base import register
+from .content_graph import content_graph
+from .graph_model import GraphModel, content_features, embedding_table, rows
+from .losses import bpr_loss, info_nce, l2_penalty, perturb
 
 
 def rarity_weights(degree: np.ndarray, tau: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +81,8 @@ class MoToRecConfig:
 
     dim: int = 64
     layers: int = 2
-    levels: int = 4               # N_q
-    codebook_size: int = 512      # K
+    L: int = 4                    # levels (the paper's N_q)
+    K: int = 512                  # codes per level
     hidden: tuple[int, ...] = (256,)
     gamma: float = 0.05           # sparsity weight (eq. 6)
     rho: float = 0.01             # Bernoulli prior mean (eq. 5)
@@ -155,131 +157,145 @@ class HybridFusion(nn.Module):
         return torch.addcmul(ids, gate, e)
 
 
+@register("motorec")
 class MoToRec(GraphModel):
     """MoToRec (see the module docstring). Channels: one per modality of the dataset (visual/text on Amazon
     data; text/genre on ml-100k) plus the ID channel."""
 
     config_class = MoToRecConfig
 
-    def __init__(self, dataset: RecDataset, config: MoToRecConfig | None = None, **options):
-        super().__init__(dataset, config, **options)
+    def _build(self, dataset: RecDataset) -> None:
         c = self.config
-        feats = _features(dataset, "MoToRec")
-        self.modalities = list(feats)
-        if c.dim % len(self.modalities):
-            raise ValueError(f"dim={c.dim} must be divisible by the number of modalities {self.modalities}")
-        self.token_dim = c.dim // len(self.modalities)
-        degree = dataset.item_degree(TRAIN)
-        w, cold = rarity_weights(degree, c.tau)
-        if not c.use_ara:
-            w = np.ones_like(w)
-        self.register_buffer("item_weights", torch.as_tensor(w))
+        feats = content_features(dataset, "MoToRec")
+        self.modalities_ = list(feats)
+        if c.dim % len(self.modalities_):
+            raise ValueError(f"dim={c.dim} must be divisible by the number of modalities {self.modalities_}")
+        self.token_dim_ = c.dim // len(self.modalities_)
+        w, cold = rarity_weights(dataset.item_degree(TRAIN), c.tau)
+        self.register_buffer("item_weights", torch.as_tensor(w if c.use_ara else np.ones_like(w)))
         self.register_buffer("cold", torch.as_tensor(cold))
-        rq = RQVAEConfig(hidden=c.hidden, sparsity_rho=c.rho,
-                         sparsity_weight=c.gamma if c.use_sparsity else 0.0,
-                         quantizer=QuantizerConfig(D=self.token_dim, L=c.levels, K=c.codebook_size, beta=c.beta))
+        rq = RQVAEConfig(hidden=c.hidden, sparsity_rho=c.rho, sparsity_weight=c.gamma if c.use_sparsity else 0.0,
+                         quantizer=QuantizerConfig(D=self.token_dim_, L=c.L, K=c.K, beta=c.beta))
         self.tokenizers = nn.ModuleDict()
         for m, X in feats.items():
             self.register_buffer(f"feat_{m}", X, persistent=False)
             if c.use_rqvae:
                 self.tokenizers[m] = RQVAE(X.shape[1], rq)
-                self.register_buffer(f"codes_{m}", torch.zeros(self.n_items, c.levels, dtype=torch.long))
+                self.register_buffer(f"codes_{m}", torch.zeros(self.n_items_, c.L, dtype=torch.long))
             else:
-                self.tokenizers[m] = mlp([X.shape[1], *c.hidden, self.token_dim])
-                self.register_buffer(f"latent_{m}", torch.zeros(self.n_items, self.token_dim))
-        self.user_emb = _xavier(self.n_users, c.dim)
-        self.item_emb = _xavier(self.n_items, c.dim)
-        self.item_fusion = HybridFusion(len(self.modalities), self.token_dim, c.dim, c.alpha, c.use_hf)
-        self.user_fusion = HybridFusion(len(self.modalities), self.token_dim, c.dim, c.alpha, c.use_hf)
-        self.adjacency = NormalizedAdjacency(self.train_matrix, self_loops=c.self_loops)
-        self.item_graph = content_graph(dataset.features, c.knn_k) if c.use_hge else None
-        self._chunks: list[torch.Tensor] = []
-        self._step = 0
+                self.tokenizers[m] = mlp([X.shape[1], *c.hidden, self.token_dim_])
+                self.register_buffer(f"latent_{m}", torch.zeros(self.n_items_, self.token_dim_))
+        self.user_emb = embedding_table(self.n_users_, c.dim)
+        self.item_emb = embedding_table(self.n_items_, c.dim)
+        self.item_fusion = HybridFusion(len(self.modalities_), self.token_dim_, c.dim, c.alpha, c.use_hf)
+        self.user_fusion = HybridFusion(len(self.modalities_), self.token_dim_, c.dim, c.alpha, c.use_hf)
+        self.adjacency_ = NormalizedAdjacency(self.train_matrix_, self_loops=c.self_loops)
+        self.item_graph_ = content_graph(dataset.features, c.knn_k) if c.use_hge else None
 
     def move_graphs(self, device):
-        self.adjacency.to(device)
-        if self.item_graph is not None:
-            self.item_graph = self.item_graph.to(device)
+        self.adjacency_.to(device)
+        if self.item_graph_ is not None:
+            self.item_graph_ = self.item_graph_.to(device)
 
     def features(self, m: str) -> torch.Tensor:
         return getattr(self, f"feat_{m}")
 
     # -------------------------------------------------------------------------------------- tokenizers
-    def prepare(self, rng: np.random.Generator) -> None:
-        """Tokenizer warm-up (eq. 6 weighted by w_i, ``tokenizer_warmup`` epochs) and the first code buffers."""
+    def warm_up(self, dataset: RecDataset, seed: int = 0) -> "MoToRec":
+        """Build for ``dataset`` (if needed), then the tokenizer warm-up: ``tokenizer_warmup`` epochs of eq. 6
+        weighted by ``w_i`` per modality (k-means start-up alone when 0), and the first code buffers. ``fit``
+        runs it at the start of a fresh run; calling it first lets a notebook look at the warmed-up codes."""
+        self.build(dataset, seed)
         c = self.config
-        seed = int(rng.integers(2 ** 31))
-        for m in self.modalities:
-            tok = self.tokenizers[m]
-            X = self.features(m)
-            if c.use_rqvae:
-                if c.tokenizer_warmup:
-                    fit_tokenizer(tok, X.cpu().numpy(), epochs=c.tokenizer_warmup, batch_size=512, seed=seed,
-                                  device=str(self.device), weights=self.item_weights.cpu().numpy(),
-                                  progress=False, health_every=10 ** 9)
-                else:
-                    tok.initialise(X[torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:16384]
-                                     .to(X.device)], seed=seed)
+        for m in self.modalities_:
+            tok, X = self.tokenizers[m], self.features(m)
+            if c.use_rqvae and c.tokenizer_warmup:
+                tok.fit(X, weights=self.item_weights, epochs=c.tokenizer_warmup, batch_size=512, seed=seed,
+                        device=str(X.device), progress=False, eval_every=10 ** 9)
+            elif c.use_rqvae:
+                sample = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:16384]
+                tok.init_codebooks(X[sample.to(X.device)], seed=seed)
             self._refresh(m)
+        return self
+
+    def on_fit_start(self, dataset, config, rng) -> None:
+        """The warm-up, unless the tokenizers were already trained (a warmed-up or fitted model trains on)."""
+        trained = self.config.use_rqvae and all(bool(t.quantizer.initialized) for t in self.tokenizers.values())
+        if not trained:
+            self.warm_up(dataset, seed=int(rng.integers(2 ** 31)))
 
     @torch.no_grad()
     def _refresh(self, m: str) -> None:
+        """Re-tokenize every item of modality ``m`` into its buffer."""
         tok, X = self.tokenizers[m], self.features(m)
-        was = tok.training
-        tok.eval()
         if self.config.use_rqvae:
-            setattr(self, f"codes_{m}", torch.cat([tok.codes_of(X[s:s + 4096]) for s in range(0, len(X), 4096)]))
+            setattr(self, f"codes_{m}", tok.encode(X))
         else:
-            setattr(self, f"latent_{m}", torch.cat([tok(X[s:s + 4096]) for s in range(0, len(X), 4096)]))
-        tok.train(was)
+            was = tok.training
+            tok.eval()
+            setattr(self, f"latent_{m}", torch.cat([tok(X[s:s + ENCODE_BATCH]) for s in range(0, len(X), ENCODE_BATCH)]))
+            tok.train(was)
 
-    def pre_epoch(self, rng, n_steps):
-        perm = torch.as_tensor(rng.permutation(self.n_items), device=self.device)
-        self._chunks = list(torch.tensor_split(perm, max(1, min(n_steps, self.n_items))))
-        self._step = 0
+    def epoch_batches(self, dataset, batch_size, rng):
+        """The BPR batches, each with one chunk of items to re-tokenize (a permutation of the catalogue split over
+        the epoch's steps, so every item passes the RQ-VAE once per epoch)."""
+        batches = super().epoch_batches(dataset, batch_size, rng)
+        perm = torch.as_tensor(rng.permutation(self.n_items_), device=self.device)
+        chunks = torch.tensor_split(perm, max(1, min(len(batches), self.n_items_)))
+        for k, batch in enumerate(batches):
+            batch.shared["chunk"] = chunks[k % len(chunks)]
+        return batches
 
-    def _next_chunk(self) -> torch.Tensor:
-        if not self._chunks:  # loss() called outside fit_graph: one random chunk
-            self.pre_epoch(np.random.default_rng(), 1)
-        chunk = self._chunks[self._step % len(self._chunks)]
-        self._step += 1
-        return chunk
+    def item_tables(self, chunk: torch.Tensor | None = None):
+        """Per-modality item tables ``(n_items, dim / M)`` for the token channels. With a ``chunk`` of item ids,
+        its items go through the tokenizers afresh: returns ``(tables, rq_loss, updates)``, the updates being the
+        chunk's new codes (or latents) and tokenizer outputs for :meth:`after_step`. Without one, the tables are
+        every item re-tokenized (evaluation) and the loss and updates are ``None``."""
+        if chunk is None:
+            return self._fresh_tables(), None, None
+        if not self.config.use_rqvae:
+            tables, new = {}, {}
+            for m in self.modalities_:
+                z = self.tokenizers[m](self.features(m)[chunk])
+                tables[m], new[m] = getattr(self, f"latent_{m}").index_put((chunk,), z), z.detach()
+            return tables, None, {"chunk": chunk, "values": new, "outs": None}
+        # every modality's RQ-VAE on the chunk, their quantizers and regularizers in one batched pass
+        outs = forward_group([self.tokenizers[m] for m in self.modalities_],
+                             [self.features(m)[chunk] for m in self.modalities_], self.item_weights[chunk])
+        rq_loss = stack_group([out.total for out in outs]).sum()
+        tables = {m: self.tokenizers[m].quantizer.decode(getattr(self, f"codes_{m}")).index_put((chunk,), out.quantized)
+                  for m, out in zip(self.modalities_, outs)}
+        values = {m: out.codes.detach() for m, out in zip(self.modalities_, outs)}
+        return tables, rq_loss, {"chunk": chunk, "values": values, "outs": dict(zip(self.modalities_, outs))}
 
-    def item_tables(self, chunk: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """Per-modality item tables ``(n_items, dim)`` for the token channels and the tokenizer loss of the
-        ``chunk`` (``None``: every item re-tokenized, no loss, as at evaluation)."""
-        c = self.config
-        tables, rq_loss = {}, None
-        if chunk is not None and c.use_rqvae:
-            # every modality's RQ-VAE on the chunk, their quantizers and regularizers in one batched pass
-            outs = forward_group([self.tokenizers[m] for m in self.modalities],
-                                 [self.features(m)[chunk] for m in self.modalities], self.item_weights[chunk])
-            rq_loss = stack_group([out.total for out in outs]).sum()
-            for m, out in zip(self.modalities, outs):
-                codes = getattr(self, f"codes_{m}")
-                tables[m] = self.tokenizers[m].quantizer.decode(codes).index_put((chunk,), out.quantized)
-                setattr(self, f"codes_{m}", codes.index_copy(0, chunk, out.codes.detach()))
-            return tables, rq_loss
-        for m in self.modalities:
+    @torch.no_grad()
+    def _fresh_tables(self) -> dict[str, torch.Tensor]:
+        tables = {}
+        for m in self.modalities_:
             tok, X = self.tokenizers[m], self.features(m)
-            if chunk is None:
-                if c.use_rqvae:
-                    codes = torch.cat([tok.codes_of(X[s:s + 4096]) for s in range(0, len(X), 4096)])
-                    tables[m] = tok.quantizer.decode(codes)
-                else:
-                    tables[m] = torch.cat([tok(X[s:s + 4096]) for s in range(0, len(X), 4096)])
+            if self.config.use_rqvae:
+                tables[m] = tok.quantizer.decode(tok.encode(X))
             else:
-                z = tok(X[chunk])
-                latent = getattr(self, f"latent_{m}")
-                tables[m] = latent.index_put((chunk,), z)
-                setattr(self, f"latent_{m}", latent.index_copy(0, chunk, z.detach()))
-        return tables, rq_loss
+                tables[m] = torch.cat([tok(X[s:s + ENCODE_BATCH]) for s in range(0, len(X), ENCODE_BATCH)])
+        return tables
 
-    def item_codes(self) -> dict[str, np.ndarray]:
-        """Each modality's codes ``(n_items, N_q)`` from a fresh tokenization (needs ``use_rqvae``)."""
+    def after_step(self, batch, updates) -> None:
+        """The chunk's fresh codes (or latents) into the buffers; the quantizers' running statistics."""
+        if updates is None:
+            return None
+        chunk = updates["chunk"]
+        prefix = "codes" if self.config.use_rqvae else "latent"
+        for m, value in updates["values"].items():
+            setattr(self, f"{prefix}_{m}", getattr(self, f"{prefix}_{m}").index_copy(0, chunk, value))
+        for m, out in (updates["outs"] or {}).items():  # the chunk is the same on every process
+            self.tokenizers[m].update_state(out, shared=True)
+        return None
+
+    def encode(self) -> dict[str, np.ndarray]:
+        """Each modality's codes ``(n_items, L)`` from a fresh tokenization (needs ``use_rqvae``)."""
         if not self.config.use_rqvae:
             raise ValueError("this MoToRec variant has no tokenizer (use_rqvae=False)")
-        return {m: self.tokenizers[m].tokenize(self.features(m).cpu().numpy()) for m in self.modalities}
+        return {m: self.tokenizers[m].encode(self.features(m).cpu().numpy()) for m in self.modalities_}
 
     # -------------------------------------------------------------------------------------- graph encoder
     def channels(self, tables: dict[str, torch.Tensor], at: tuple = (None, None, None, None)):
@@ -295,23 +311,23 @@ class MoToRec(GraphModel):
         items), "id": (users, items)}``. They travel in one ``dim``-wide propagation, which is the same as
         propagating each alone (propagation acts column-wise) at the cost of one, and stay side by side for the
         fusion and the InfoNCE views (no split and re-concatenation)."""
-        content = torch.cat([tables[m] for m in self.modalities], dim=1)
+        content = torch.cat([tables[m] for m in self.modalities_], dim=1)
         final, first = {}, {}
         # users start empty in the content channels (None = zeros): their content comes from their items
         for name, (u0, i0) in {"content": (None, content), "id": (self.user_emb, self.item_emb)}.items():
-            mean_u, mean_i, first_u, first_i = self.adjacency.propagate_at(u0, i0, self.config.layers, *at)
+            mean_u, mean_i, first_u, first_i = self.adjacency_.propagate_at(u0, i0, self.config.layers, *at)
             final[name], first[name] = (mean_u, mean_i), (first_u, first_i)
-        if self.item_graph is not None:  # HGE on the ID channel (FREEDOM's i + S e_i)
+        if self.item_graph_ is not None:  # HGE on the ID channel (FREEDOM's i + S e_i)
             u, i = final["id"]
-            h = self.item_graph(self.item_emb)
+            h = self.item_graph_(self.item_emb)
             final["id"] = (u, i + (h if at[1] is None else rows(h, at[1])))
         return final, first
 
     def _split(self, channels):
         out = {"id": channels["id"]}
-        users = channels["content"][0].split(self.token_dim, dim=1)
-        items = channels["content"][1].split(self.token_dim, dim=1)
-        out.update({m: (u, i) for m, u, i in zip(self.modalities, users, items)})
+        users = channels["content"][0].split(self.token_dim_, dim=1)
+        items = channels["content"][1].split(self.token_dim_, dim=1)
+        out.update({m: (u, i) for m, u, i in zip(self.modalities_, users, items)})
         return out
 
     def _fuse(self, final):
@@ -321,13 +337,28 @@ class MoToRec(GraphModel):
         return u, i
 
     def embeddings(self):
-        tables, _ = self.item_tables(None)
-        final, _ = self._propagate(tables)
+        final, _ = self._propagate(self._fresh_tables())
         return self._fuse(final)
 
-    def loss(self, users, pos, neg):
+    def training_step(self, batch):
+        rows_ = batch.rows
+        tables, rq_loss, updates = self.item_tables(batch.shared["chunk"])
+        return StepOutput(self._losses(tables, rq_loss, rows_["users"], rows_["pos"], rows_["neg"]), updates)
+
+    def loss(self, users, pos, neg, chunk: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The named loss terms of one BPR batch; with a ``chunk`` of item ids, also its tokenizer loss (the
+        buffers are not touched: the training step hands the chunk's new codes to :meth:`after_step`)."""
+        tables, rq_loss, _ = self.item_tables(chunk) if chunk is not None else (self._buffer_tables(), None, None)
+        return self._losses(tables, rq_loss, users, pos, neg)
+
+    def _buffer_tables(self) -> dict[str, torch.Tensor]:
+        """The token-channel tables read from the buffers (differentiable in the codebooks)."""
+        if self.config.use_rqvae:
+            return {m: self.tokenizers[m].quantizer.decode(getattr(self, f"codes_{m}")) for m in self.modalities_}
+        return {m: getattr(self, f"latent_{m}") for m in self.modalities_}
+
+    def _losses(self, tables, rq_loss, users, pos, neg) -> dict[str, torch.Tensor]:
         c = self.config
-        tables, rq_loss = self.item_tables(self._next_chunk())
         cl = c.use_cl and c.lambda_cl
         # every embedding the loss needs is computed at its rows only, once per node: the layer mean at the
         # batch's distinct users and items (a third of a batch's item draws repeat one), the first layer at the

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from ..data.dataset import RecDataset
-from .graph_model import GraphModel, _features, _xavier, project_rows, rows
+from .base import register
+from .graph_model import GraphModel, content_features, embedding_table, project_rows, rows
 from .losses import bpr_loss, l2_penalty
 
 
@@ -17,19 +18,19 @@ class VBPRConfig:
     reg_weight: float = 1e-4
 
 
+@register("vbpr")
 class VBPR(GraphModel):
     """VBPR (He & McAuley 2016) as MMRec implements it: item = ``[gamma_i ; E f_i]`` with ``f_i`` all modalities
     concatenated and ``E`` linear; user = one ``2 * dim`` vector; ``y_ui`` = dot product."""
 
     config_class = VBPRConfig
 
-    def __init__(self, dataset: RecDataset, config: VBPRConfig | None = None, **options):
-        super().__init__(dataset, config, **options)
+    def _build(self, dataset: RecDataset) -> None:
         d = self.config.dim
-        feats = _features(dataset, "VBPR")
+        feats = content_features(dataset, "VBPR")
         self.register_buffer("content", torch.cat(list(feats.values()), dim=1), persistent=False)
-        self.user_emb = _xavier(self.n_users, 2 * d)
-        self.item_emb = _xavier(self.n_items, d)
+        self.user_emb = embedding_table(self.n_users_, 2 * d)
+        self.item_emb = embedding_table(self.n_items_, d)
         self.project = nn.Linear(self.content.shape[1], d)
 
     def _items(self, idx: torch.Tensor | None) -> torch.Tensor:

@@ -106,7 +106,7 @@ def compare_tokenizers(tokenizers: dict[str, object], inputs: dict[str, np.ndarr
     rows = {}
     for name, tok in tokenizers.items():
         X = inputs[name] if isinstance(inputs, dict) else inputs
-        codes = tok.tokenize(X)
+        codes = tok.encode(X)
         rows[name] = {**health_summary(codes, tok.K, X, tok.reconstruct(X)), "L": codes.shape[1], "K": tok.K}
     cols = ["recon_mse", "entropy_bits", "utilization", "collision_rate", "unique_fraction", "L", "K"]
     return pd.DataFrame.from_dict(rows, orient="index")[cols]

@@ -7,13 +7,15 @@
   rotated data ``X R`` and update the rotation by orthogonal Procrustes, ``R = U V^T`` from the SVD of
   ``X^T Y`` where ``Y`` is the PQ reconstruction. VQ-Rec uses OPQ; its codes are unordered.
 
-All share the tokenizer contract: ``fit(X) -> self``, ``tokenize(X) -> (n, L)`` codes, ``reconstruct(X)`` in the
-input space, attributes ``K`` and ``L``.
+All follow the tokenizer contract (:class:`~workbench.tokenizers.base.Tokenizer`): ``fit(X) -> self``,
+``encode(X) -> (n, L)`` codes, ``reconstruct(X)`` in the input space, ``evaluate(X)``, attributes ``K`` and ``L``.
 """
 from __future__ import annotations
 
 import numpy as np
 from sklearn.cluster import KMeans
+
+from .base import Tokenizer
 
 
 def _fit_kmeans(X: np.ndarray, K: int, seed: int, init=None, max_iter: int = 100) -> KMeans:
@@ -24,7 +26,7 @@ def _fit_kmeans(X: np.ndarray, K: int, seed: int, init=None, max_iter: int = 100
     return KMeans(K, init=init, n_init=1, random_state=seed, max_iter=max_iter).fit(X)
 
 
-class RQKMeans:
+class RQKMeans(Tokenizer):
     """Residual k-means with ``L`` levels of ``K`` centres."""
 
     def __init__(self, K: int = 256, L: int = 3, seed: int = 0):
@@ -40,7 +42,7 @@ class RQKMeans:
             residual = residual - centres[km.labels_]
         return self
 
-    def tokenize(self, X: np.ndarray) -> np.ndarray:
+    def encode(self, X: np.ndarray) -> np.ndarray:
         residual = np.asarray(X, dtype=np.float32)
         codes = np.empty((len(residual), self.L), dtype=np.int64)
         for level, centres in enumerate(self.centres_):
@@ -53,10 +55,10 @@ class RQKMeans:
         return sum(self.centres_[level][codes[:, level]] for level in range(codes.shape[1]))
 
     def reconstruct(self, X: np.ndarray) -> np.ndarray:
-        return self.decode(self.tokenize(X))
+        return self.decode(self.encode(X))
 
 
-class ProductQuantizer:
+class ProductQuantizer(Tokenizer):
     """``L`` sub-quantizers of ``K`` centres over ``L`` contiguous blocks of the feature dimensions."""
 
     def __init__(self, K: int = 256, L: int = 4, seed: int = 0, max_iter: int = 100):
@@ -78,7 +80,7 @@ class ProductQuantizer:
         ]
         return self
 
-    def tokenize(self, X: np.ndarray) -> np.ndarray:
+    def encode(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
         codes = np.empty((len(X), self.L), dtype=np.int64)
         for i, (b, centres) in enumerate(zip(self.blocks_, self.centres_)):
@@ -89,10 +91,10 @@ class ProductQuantizer:
         return np.concatenate([c[codes[:, i]] for i, c in enumerate(self.centres_)], axis=1)
 
     def reconstruct(self, X: np.ndarray) -> np.ndarray:
-        return self.decode(self.tokenize(X))
+        return self.decode(self.encode(X))
 
 
-class OPQ:
+class OPQ(Tokenizer):
     """Optimized product quantization: a learned rotation ``R`` ``(F, F)`` followed by PQ on ``X R``."""
 
     def __init__(self, K: int = 256, L: int = 4, n_iter: int = 10, seed: int = 0):
@@ -112,11 +114,11 @@ class OPQ:
         self.pq_ = ProductQuantizer(self.K, self.L, self.seed).fit(X @ self.rotation_, init=pq.centres_)
         return self
 
-    def tokenize(self, X: np.ndarray) -> np.ndarray:
-        return self.pq_.tokenize(np.asarray(X, dtype=np.float32) @ self.rotation_)
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return self.pq_.encode(np.asarray(X, dtype=np.float32) @ self.rotation_)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self.pq_.decode(codes) @ self.rotation_.T
 
     def reconstruct(self, X: np.ndarray) -> np.ndarray:
-        return self.decode(self.tokenize(X))
+        return self.decode(self.encode(X))

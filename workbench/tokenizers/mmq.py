@@ -32,7 +32,8 @@ from ..core.config import resolve_config
 from .modalities import modality_slices
 from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group
 from .regularizers import orthogonal_loss, weighted_mean
-from .rqvae import TokenizerModule, mlp
+from ..core.layers import mlp
+from .base import TokenizerModule
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class MMQConfig:
 
 class MMQOutput(NamedTuple):
     """codes ``(B, N_s + sum N_m)``; reconstruction ``(B, F)``; fused latent ``z`` and quantized ``z_q``
-    ``(B, D)``; gates: modality -> ``(B, N_m)``; losses: name -> scalar; total: scalar."""
+    ``(B, D)``; gates: modality -> ``(B, N_m)``; losses: name -> scalar; total: scalar; residuals ``(E, B, D)``:
+    each expert's (detached) quantizer input, for the quantizers' state updates."""
 
     codes: torch.Tensor
     reconstruction: torch.Tensor
@@ -62,6 +64,7 @@ class MMQOutput(NamedTuple):
     gates: dict[str, torch.Tensor]
     losses: dict[str, torch.Tensor]
     total: torch.Tensor
+    residuals: torch.Tensor
 
 
 class MMQTokenizer(TokenizerModule):
@@ -75,7 +78,7 @@ class MMQTokenizer(TokenizerModule):
             raise ValueError("MMQTokenizer needs at least one modality")
         self.modality_dims = dict(modality_dims)
         self.slices = modality_slices(self.modality_dims)
-        total = sum(self.modality_dims.values())
+        total = self.input_dim = sum(self.modality_dims.values())
         self.shared = nn.ModuleList([mlp([total, c.hidden, c.D]) for _ in range(c.n_shared)])
         self.specific = nn.ModuleDict({m: nn.ModuleList([mlp([d, c.hidden, c.D]) for _ in range(c.n_specific)])
                                        for m, d in self.modality_dims.items()})
@@ -107,7 +110,7 @@ class MMQTokenizer(TokenizerModule):
             e_m = x[:, self.slices[m]]
             latents += [expert(e_m) for expert in experts]
             gates[m] = torch.softmax(self.gates[m](e_m), dim=-1)  # eq. 5-6 (the last layer's bias is b_m)
-        return [q.prepare(z) for q, z in zip(self.quantizers, latents)], gates
+        return [q.normalize(z) for q, z in zip(self.quantizers, latents)], gates
 
     def _fuse(self, parts: list[torch.Tensor], gates: dict[str, torch.Tensor]) -> torch.Tensor:
         """eq. 4 / eq. 8: shared parts summed, specific parts weighted by their modality's gates."""
@@ -141,7 +144,7 @@ class MMQTokenizer(TokenizerModule):
         total = torch.stack(list(losses.values())).sum()
         if not torch.isfinite(total):
             raise FloatingPointError(f"MMQ loss is {total.item()}: training diverged; lower the learning rate")
-        return MMQOutput(codes, recon, z, z_q, gates, losses, total)
+        return MMQOutput(codes, recon, z, z_q, gates, losses, total, torch.cat([o.residuals for o in outs]))
 
     def orthogonal_penalty(self) -> torch.Tensor:
         """eq. 11-13 over the experts' first-layer weights (shared group + each modality's group)."""
@@ -151,26 +154,30 @@ class MMQTokenizer(TokenizerModule):
 
     # ------------------------------------------------------------------------------- tokenizer contract
     @torch.no_grad()
-    def initialise(self, x: torch.Tensor, seed: int = 0) -> None:
+    def init_codebooks(self, x: torch.Tensor, seed: int = 0, batch_size: int | None = None) -> None:
         """k-means initialisation of every expert's codebook from its latents on a sample ``x``."""
         was_training = self.training
         self.eval()
         latents, _ = self._experts(x)
         for k, (q, z) in enumerate(zip(self.quantizers, latents)):
             if not bool(q.initialized):
-                q.init_from_data(z, seed=seed + k)
+                q.init_codebooks(z, seed=seed + k, batch_size=batch_size)
         self.train(was_training)
 
-    def codes_of(self, x: torch.Tensor) -> torch.Tensor:
+    def update_state(self, out: MMQOutput, shared: bool = False) -> int:
+        return sum(sum(q.update(out.codes[:, e:e + 1], out.residuals[e:e + 1], shared))
+                   for e, q in enumerate(self.quantizers))
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         latents, _ = self._experts(x)
         return torch.cat([q.encode(z) for q, z in zip(self.quantizers, latents)], dim=1)
 
-    def reconstruction_of(self, x: torch.Tensor) -> torch.Tensor:
+    def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder output from the quantized fused vector ``z_q`` (eq. 8)."""
         latents, gates = self._experts(x)
         parts = [q.decode(q.encode(z)) for q, z in zip(self.quantizers, latents)]
         return self.decoder(self._fuse(parts, gates))
 
-    def latent_of(self, x: torch.Tensor) -> torch.Tensor:
+    def _latent(self, x: torch.Tensor) -> torch.Tensor:
         latents, gates = self._experts(x)
         return self._fuse(latents, gates)

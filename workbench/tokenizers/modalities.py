@@ -4,12 +4,14 @@
   concatenates them, and one tokenizer quantizes the result;
 * modality-separated (MS): quantize each modality with its own tokenizer; :class:`ModalitySeparated` puts their
   codes side by side (``L = sum of the parts' L``) and concatenates their reconstructions.
-MMQ's own tokenizer (:mod:`workbench.mmq`) sits between the two: shared experts fuse, specific experts separate.
+MMQ's own tokenizer (:mod:`workbench.tokenizers.mmq`) sits between the two: shared experts fuse, specific experts separate.
 """
 from __future__ import annotations
 
 import numpy as np
 from sklearn.preprocessing import StandardScaler
+
+from .base import Tokenizer
 
 
 def standardize(X: np.ndarray) -> np.ndarray:
@@ -27,11 +29,11 @@ def fuse_modalities(features: dict[str, np.ndarray], names: list[str] | None = N
     return np.concatenate([standardize(features[n]) for n in names], axis=1)
 
 
-class ModalitySeparated:
+class ModalitySeparated(Tokenizer):
     """Modality-separated tokenizer: one fitted tokenizer per modality, codes side by side.
 
     ``parts`` maps modality -> ``(tokenizer, column slice of the fused input)``; every tokenizer has the same
-    ``K``. ``tokenize(X)`` returns ``(n, sum L_m)``; ``reconstruct(X)`` the concatenated reconstructions."""
+    ``K``. ``encode(X)`` returns ``(n, sum L_m)``; ``reconstruct(X)`` the concatenated reconstructions."""
 
     def __init__(self, parts: dict[str, tuple[object, slice]]):
         Ks = {m: t.K for m, (t, _) in parts.items()}
@@ -41,8 +43,8 @@ class ModalitySeparated:
         self.K = next(iter(Ks.values()))
         self.L = sum(t.L for t, _ in parts.values())
 
-    def tokenize(self, X: np.ndarray) -> np.ndarray:
-        return np.concatenate([t.tokenize(X[:, cols]) for t, cols in self.parts.values()], axis=1)
+    def encode(self, X: np.ndarray) -> np.ndarray:
+        return np.concatenate([t.encode(X[:, cols]) for t, cols in self.parts.values()], axis=1)
 
     def reconstruct(self, X: np.ndarray) -> np.ndarray:
         return np.concatenate([t.reconstruct(X[:, cols]) for t, cols in self.parts.values()], axis=1)

@@ -11,13 +11,17 @@ residual moves on (eq. 4). Options, each a separate small function below:
   Fifty et al. 2024: the residual is rotated and rescaled onto its code, gradients pass through the rotation);
 * codebook learning: gradient (codebook loss ``||sg(r) - q||^2``) or EMA updates (``ema=True``);
 * commitment loss ``beta * ||r - sg(q)||^2`` (MoToRec eq. 6, CEMG eq. 4);
-* k-means initialization from data (:meth:`ResidualQuantizer.init_from_data`) and dead-code re-initialization
+* k-means initialization from data (:meth:`ResidualQuantizer.init_codebooks`) and dead-code re-initialization
   (codes whose running usage falls below ``dead_code_threshold`` are replaced by random residuals of the batch;
   the count per level is reported). The running statistics start from the k-means clusters, as in lucidrains'
   ``vector-quantize-pytorch``: a code's usage (and, with EMA, its cluster size and sum) is its share of the
-  k-means sample times the first training batch's size, so a code that k-means left (nearly) empty is replaced
-  at the first step; EMA codebooks are the Laplace-smoothed cluster means from the start; a replaced code
-  restarts as a cluster of ``dead_code_threshold`` members.
+  k-means sample times the training batch size, so a code that k-means left (nearly) empty is replaced at the
+  first step; EMA codebooks are the Laplace-smoothed cluster means from the start; a replaced code restarts as a
+  cluster of ``dead_code_threshold`` members.
+
+State and gradients are kept apart: ``forward`` changes nothing (so it can run under DistributedDataParallel,
+``torch.compile`` or a CUDA graph); the running statistics, EMA codebooks and dead-code resets change only in
+:meth:`ResidualQuantizer.update`, which the training engine calls after each optimizer step.
 
 Seeding the initialization (measured with ``python -m workbench.bench tokenizer``, 5 seeds, and throwaway runs):
 
@@ -37,7 +41,8 @@ Seeding the initialization (measured with ``python -m workbench.bench tokenizer`
   distinct; seeding from distinct rows also keeps exact duplicates out without EMA.
 
 ``forward`` returns a :class:`QuantizerOutput`: codes ``(B, L)``, quantized vector ``(B, D)`` (carrying the
-chosen estimator's gradient), per-level residual norms ``(B, L)`` and a loss breakdown by name. It is the group
+chosen estimator's gradient), per-level residual norms ``(B, L)``, a loss breakdown by name and the residuals
+:meth:`ResidualQuantizer.update` needs. It is the group
 of one of :func:`quantize_group`, which runs several quantizers of one configuration (MMQ's experts, MoToRec's
 modalities) as one batched pass on ``(G, L, B, D)`` stacks: the same results with a fraction of the operations
 (each has a fixed cost on a CPU, and is a kernel launch on a GPU).
@@ -51,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import distributed as dist
 from ..core.config import resolve_config
 from ..core.sparse import row_sums
 
@@ -87,12 +93,14 @@ class QuantizerConfig:
 class QuantizerOutput(NamedTuple):
     """codes ``(B, L)`` long; quantized ``(B, D)`` (forward value = sum of chosen codes); residual_norms
     ``(B, L)``: norm of the residual entering each level; losses: name -> per-item loss ``(B,)`` (summed over
-    levels), so that callers can weight items (MoToRec w_i) before averaging."""
+    levels), so that callers can weight items (MoToRec w_i) before averaging; residuals ``(L, B, D)``: the
+    (detached) residual entering each level, for :meth:`ResidualQuantizer.update`."""
 
     codes: torch.Tensor
     quantized: torch.Tensor
     residual_norms: torch.Tensor
     losses: dict[str, torch.Tensor]
+    residuals: torch.Tensor
 
 
 def nearest_code(x: torch.Tensor, codebook: torch.Tensor, distance: str = "l2") -> torch.Tensor:
@@ -169,7 +177,11 @@ def _smoothed(size: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 
 
 class ResidualQuantizer(nn.Module):
-    """``L`` residual codebooks of ``K`` codes in ``D`` dimensions (see the module docstring)."""
+    """``L`` residual codebooks of ``K`` codes in ``D`` dimensions (see the module docstring).
+
+    ``forward`` is a pure function of the codebooks (it changes no state); the training loop calls
+    :meth:`update` after each optimizer step with what ``forward`` returned, and :meth:`init_codebooks` once
+    before training."""
 
     def __init__(self, config: QuantizerConfig | None = None, **options):
         super().__init__()
@@ -177,70 +189,47 @@ class ResidualQuantizer(nn.Module):
         c = self.config
         self.codebooks = nn.Parameter(torch.randn(c.L, c.K, c.D) / c.D**0.5, requires_grad=not c.ema)
         self.register_buffer("initialized", torch.tensor(not c.kmeans_init))
-        # after k-means the usage statistics hold shares of the sample; the first training batch scales them
-        self.register_buffer("stats_are_shares", torch.tensor(False))
         # running usage per code (EMA of batch counts); new codes start at the dead-code threshold (a grace period)
         self.register_buffer("usage", torch.full((c.L, c.K), max(c.dead_code_threshold, 1.0)))
         if c.ema:
             self.register_buffer("ema_size", torch.ones(c.L, c.K))
             self.register_buffer("ema_sum", self.codebooks.data.clone())
-        self.last_resets = [0] * c.L
-        self._ready = False  # start-up flags checked (see forward)
 
     # ------------------------------------------------------------------------------------------- lookup
-    def prepare(self, z: torch.Tensor) -> torch.Tensor:
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """The vector that is quantized: ``z`` itself (L2), or its direction (cosine)."""
         return F.normalize(z, dim=-1) if self.config.distance == "cosine" else z
 
     @torch.no_grad()
-    def init_from_data(self, z: torch.Tensor, seed: int = 0) -> None:
-        """k-means initialisation: level ``l``'s codebook = k-means of the residuals left by levels ``< l``; each
-        code's usage statistics start at its share of the sample (scaled to counts by the first training batch)."""
+    def init_codebooks(self, z: torch.Tensor, seed: int = 0, batch_size: int | None = None) -> None:
+        """k-means initialisation from latents ``z`` ``(n, D)``: level ``l``'s codebook = k-means of the residuals
+        left by levels ``< l``. Each code's running statistics start as its k-means cluster: its share of the
+        sample times ``batch_size`` (the training batch size; default ``n``), the units of the batch counts the
+        EMA then averages."""
         c = self.config
-        residual = self.prepare(z.detach())
+        residual = self.normalize(z.detach())
         n = len(residual)
+        batch = float(batch_size or n)
         for level in range(c.L):
             centres = kmeans(residual, c.K, c.kmeans_iters, seed=seed + level, seeding=c.kmeans_seeding)
             assign = nearest_code(residual, centres, c.distance)
-            share = torch.bincount(assign, minlength=c.K).to(residual.dtype) / n
-            self.usage[level] = share
+            counts = torch.bincount(assign, minlength=c.K).to(residual.dtype) * (batch / n)
+            self.usage[level] = counts
             codes = centres
             if c.ema:
-                self.ema_size[level] = share
-                self.ema_sum[level] = centres * share[:, None]
-                # the codebook the first step will use (the Laplace-smoothed EMA means, for a batch of n items),
-                # so the next level's k-means sees the residuals that step will see
-                counts = share * n
-                codes = centres * (counts / _smoothed(counts))[:, None]
+                self.ema_size[level] = counts
+                self.ema_sum[level] = centres * counts[:, None]
+                # the codebook the first step uses (the Laplace-smoothed EMA means), so the next level's k-means
+                # sees the residuals that step will see
+                codes = self.ema_sum[level] / _smoothed(counts)[:, None]
             self.codebooks.data[level] = codes
             residual = residual - codes[assign]
-        self.stats_are_shares.fill_(True)
         self.initialized.fill_(True)
-        self._ready = False
-
-    @torch.no_grad()
-    def _shares_to_counts(self, batch_size: int) -> None:
-        """Usage statistics from k-means shares to expected counts per batch of ``batch_size`` (the EMA's units)."""
-        self.usage.mul_(batch_size)
-        if self.config.ema:
-            self.ema_size.mul_(batch_size)
-            self.ema_sum.mul_(batch_size)
-            self._codebook_from_ema()
-        self.stats_are_shares.fill_(False)
-
-    @torch.no_grad()
-    def _codebook_from_ema(self) -> None:
-        """EMA codebooks: each code is its cluster's running sum over its Laplace-smoothed running size."""
-        self.codebooks.data.copy_(self.ema_sum / _smoothed(self.ema_size)[..., None])
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._ready = False  # the loaded start-up flags are read again at the next training step
-        super()._load_from_state_dict(*args, **kwargs)
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, L)`` of latents ``z`` ``(B, D)`` (no gradient, no state change)."""
-        return _descend(self.prepare(z).unsqueeze(0), self.codebooks.unsqueeze(0), self.config)[0][0]
+        return _descend(self.normalize(z).unsqueeze(0), self.codebooks.unsqueeze(0), self.config)[0][0]
 
     def _flat_ids(self, codes: torch.Tensor) -> torch.Tensor:
         """Rows of the flattened ``(L * K, D)`` codebooks chosen by ``codes`` ``(B, L')`` (level ``l`` of an item
@@ -254,62 +243,64 @@ class ResidualQuantizer(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """Quantize ``z`` ``(B, D)``; in training mode also initialise, update EMA codebooks and reset dead codes.
-        A group of one for :func:`quantize_group` (the one implementation of the forward pass)."""
+        """Quantize ``z`` ``(B, D)`` (no state change; see :meth:`update`). A group of one for
+        :func:`quantize_group` (the one implementation of the forward pass)."""
         return quantize_group([self], [z])[0]
 
-    def _start_up(self, z: torch.Tensor) -> None:
-        """Before the first training step: k-means initialisation from ``z`` if not yet initialised, usage
-        statistics from k-means shares to counts. Both start-up flags are read in one device read (each read
-        is a host sync on a GPU); once the quantizer is initialised and counting they are not read again
-        (until a state dict is loaded)."""
-        initialized, shares = torch.stack([self.initialized, self.stats_are_shares]).tolist()
-        if not initialized:
-            self.init_from_data(z)
-        if shares or not initialized:
-            self._shares_to_counts(len(z))
-        self._ready = True
-
+    # ------------------------------------------------------------------------------------ state updates
     @torch.no_grad()
-    def _update(self, residuals: torch.Tensor, codes: torch.Tensor) -> None:
-        """Usage EMA, EMA codebooks and dead-code resets of every level from one batch (``residuals``
-        ``(L, B, D)`` entering each level, ``codes`` ``(B, L)``)."""
+    def update(self, codes: torch.Tensor, residuals: torch.Tensor, shared: bool = False) -> list[int]:
+        """After an optimizer step, from a training batch's ``forward`` output (its ``codes`` ``(B, L)`` and
+        ``residuals`` ``(L, B, D)``): the usage EMA, EMA codebooks and dead-code resets of every level. Returns the
+        number of codes reset per level.
+
+        Under torch.distributed the batch counts and sums are summed over processes first (every process then
+        makes the same update, that of the whole batch), and replacement codes are drawn by rank 0 from every
+        process's residuals and broadcast, so every process holds the same codebooks. ``shared=True``: the batch
+        is the same on every process (MoToRec's tokenizer chunk), so there is nothing to sum or gather."""
         c = self.config
         flat = self._flat_ids(codes).T.reshape(-1)  # level-major, as residuals.reshape(-1, D)
         counts = torch.bincount(flat, minlength=c.L * c.K).view(c.L, c.K).to(residuals.dtype)
-        self.usage.mul_(c.usage_decay).add_(counts, alpha=1 - c.usage_decay)
         if c.ema:
             sums = residuals.new_zeros(c.L * c.K, c.D).index_add_(0, flat, residuals.reshape(-1, c.D))
+            stats = torch.cat([counts.reshape(-1, 1), sums], dim=1)
+            stats = stats if shared else dist.all_reduce_sum(stats)
+            counts, sums = stats[:, 0].view(c.L, c.K), stats[:, 1:].view(c.L, c.K, c.D)
             self.ema_size.mul_(c.ema_decay).add_(counts, alpha=1 - c.ema_decay)
-            self.ema_sum.mul_(c.ema_decay).add_(sums.view(c.L, c.K, c.D), alpha=1 - c.ema_decay)
-            self._codebook_from_ema()
-        self.last_resets = [0] * c.L
-        if c.dead_code_threshold > 0:
-            for level in range(c.L):
-                self._reset_dead(level, residuals[level])
+            self.ema_sum.mul_(c.ema_decay).add_(sums, alpha=1 - c.ema_decay)
+            self.codebooks.data.copy_(self.ema_sum / _smoothed(self.ema_size)[..., None])
+        elif not shared:
+            dist.all_reduce_sum(counts)
+        self.usage.mul_(c.usage_decay).add_(counts, alpha=1 - c.usage_decay)
+        if c.dead_code_threshold <= 0:
+            return [0] * c.L
+        return [self._reset_dead(level, residuals[level], shared) for level in range(c.L)]
 
     @torch.no_grad()
-    def _reset_dead(self, level: int, residual: torch.Tensor) -> None:
+    def _reset_dead(self, level: int, residual: torch.Tensor, shared: bool) -> int:
         """Replace the codes of ``level`` whose running usage is under the threshold by batch residuals."""
         c = self.config
-        dead = self.usage[level] < c.dead_code_threshold
-        n_dead = int(dead.sum())
-        if not n_dead:
-            return
-        # distinct batch residuals (two codes reset to the same vector would leave one dead); with more dead
-        # codes than residuals, reset a random subset now and the rest at later steps
-        if n_dead > len(residual):
-            keep = torch.randperm(n_dead, device=residual.device)[:len(residual)]
-            dead = torch.zeros_like(dead).index_fill_(0, dead.nonzero().squeeze(1)[keep], True)
-            n_dead = len(residual)
-        pick = torch.randperm(len(residual), device=residual.device)[:n_dead]
-        self.codebooks.data[level, dead] = residual[pick]
+        dead = (self.usage[level] < c.dead_code_threshold).nonzero().squeeze(1)
+        if not len(dead):  # the same on every process: usage is updated from the summed counts
+            return 0
+        pool = residual if shared else dist.gather_rows(residual)  # the whole batch's residuals, in order
+        if dist.is_main():
+            # distinct batch residuals (two codes reset to the same vector would leave one dead); with more dead
+            # codes than residuals, reset a random subset now and the rest at later steps
+            if len(dead) > len(pool):
+                dead = dead[torch.randperm(len(dead), device=dead.device)[:len(pool)]]
+            vectors = pool[torch.randperm(len(pool), device=pool.device)[:len(dead)]]
+        else:
+            vectors = None
+        dead, vectors = dist.broadcast_object((dead, vectors))
+        dead, vectors = dead.to(residual.device), vectors.to(residual.device)
+        self.codebooks.data[level, dead] = vectors
         # a new code starts as a cluster of `threshold` members: a grace period before it can expire
         self.usage[level, dead] = float(c.dead_code_threshold)
         if c.ema:
-            self.ema_sum[level, dead] = residual[pick] * c.dead_code_threshold
+            self.ema_sum[level, dead] = vectors * c.dead_code_threshold
             self.ema_size[level, dead] = float(c.dead_code_threshold)
-        self.last_resets[level] = n_dead
+        return len(dead)
 
 
 def stack_group(tensors: list[torch.Tensor]) -> torch.Tensor:
@@ -325,7 +316,7 @@ def split_group(t: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 def _descend(residual: torch.Tensor, books: torch.Tensor, c: QuantizerConfig):
     """The residual descent (eq. 3-4) of ``G`` quantizers at once: ``residual`` ``(G, B, D)`` (already
-    prepared), ``books`` ``(G, L, K, D)``. Returns ``(codes (G, B, L), residuals entering each level (G, L, B,
+    normalized), ``books`` ``(G, L, K, D)``. Returns ``(codes (G, B, L), residuals entering each level (G, L, B,
     D), chosen codes (G, L, B, D))``. Residuals carry ``residual``'s gradient, chosen codes that of ``books``;
     the lookup itself is made on detached values."""
     G, B, D = residual.shape
@@ -362,8 +353,8 @@ def quantize_group(quantizers: list[ResidualQuantizer], zs: list[torch.Tensor]) 
     ``quantizers[g]``, as one batched pass: the same outputs, losses, gradients and state updates as
     ``[q(z) for q, z in zip(quantizers, zs)]`` with a fraction of the operations (MMQ's experts, MoToRec's
     modalities; each operation has a fixed cost, a kernel launch on a GPU). The levels are found one after the
-    other; the losses, the estimator and the statistics of all levels (and groups) are then computed at once on
-    ``(G, L, B, D)`` stacks."""
+    other; the losses and the estimator of all levels (and groups) are then computed at once on ``(G, L, B, D)``
+    stacks. No quantizer's state changes (see :meth:`ResidualQuantizer.update`)."""
     if not quantizers or len(quantizers) != len(zs):
         raise ValueError(f"quantize_group needs one latent per quantizer, got {len(quantizers)} quantizers and "
                          f"{len(zs)} latents")
@@ -373,10 +364,7 @@ def quantize_group(quantizers: list[ResidualQuantizer], zs: list[torch.Tensor]) 
             raise ValueError(f"quantize_group needs one configuration; quantizer {g} has {q.config}, quantizer 0 {c}")
         if z.dim() != 2 or z.shape != zs[0].shape or z.shape[1] != c.D:
             raise ValueError(f"latent {g} has shape {tuple(z.shape)}; expected ({len(zs[0])}, {c.D}) like latent 0")
-        if q.training and not q._ready:
-            q._start_up(z)
-    first = quantizers[0]
-    z = first.prepare(stack_group(zs))
+    z = quantizers[0].normalize(stack_group(zs))
     books = stack_group([q.codebooks for q in quantizers])
     codes, residuals, chosen = _descend(z, books, c)
     # per item, summed over levels: (G, B)
@@ -389,12 +377,9 @@ def quantize_group(quantizers: list[ResidualQuantizer], zs: list[torch.Tensor]) 
         quantized = z + (chosen.detach().sum(1) - z).detach()  # straight-through estimator
     norms = residuals.norm(dim=-1).transpose(1, 2)  # (G, B, L)
     codes, residuals = split_group(codes), split_group(residuals.detach())
-    for g, q in enumerate(quantizers):
-        if q.training:
-            q._update(residuals[g], codes[g])
     parts = [split_group(t) for t in (quantized, norms, *losses.values())]
-    return [QuantizerOutput(codes[g], parts[0][g], parts[1][g], dict(zip(losses, (p[g] for p in parts[2:]))))
-            for g in range(len(quantizers))]
+    return [QuantizerOutput(codes[g], parts[0][g], parts[1][g], dict(zip(losses, (p[g] for p in parts[2:]))),
+                            residuals[g]) for g in range(len(quantizers))]
 
 
 class SoftIndex(NamedTuple):

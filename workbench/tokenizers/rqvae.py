@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import numpy as np
 import torch
-from torch import nn
 
 from ..core.config import resolve_config
+from ..core.layers import mlp
+from .base import TokenizerModule
 from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group, split_group, stack_group
 from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
 
@@ -37,7 +37,8 @@ class RQVAEConfig:
 
 class RQVAEOutput(NamedTuple):
     """codes ``(B, L)``; reconstruction ``(B, F)``; latent ``z`` and quantized ``z_q`` ``(B, D)``;
-    losses: name -> scalar (already weighted and averaged); total: scalar to minimise."""
+    losses: name -> scalar (already weighted and averaged); total: scalar to minimise; residuals ``(L, B, D)``:
+    the detached residual entering each level (for the quantizer's state update)."""
 
     codes: torch.Tensor
     reconstruction: torch.Tensor
@@ -45,49 +46,7 @@ class RQVAEOutput(NamedTuple):
     quantized: torch.Tensor
     losses: dict[str, torch.Tensor]
     total: torch.Tensor
-
-
-def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
-    """Linear layers of ``sizes`` with ReLU (and dropout) between them, none after the last."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
-
-
-class TokenizerModule(nn.Module):
-    """Numpy conveniences shared by the neural tokenizers. Subclasses implement ``codes_of(x)`` ``(B, L)``,
-    ``reconstruction_of(x)`` ``(B, F)``, ``latent_of(x)`` and ``initialise(x_sample)``, and set ``K``, ``L``."""
-
-    @torch.no_grad()
-    def tokenize(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Codes ``(n, L)`` int64 of features ``X`` ``(n, F)`` (eval mode, batched)."""
-        return self._batched(X, batch_size, self.codes_of).astype(np.int64)
-
-    @torch.no_grad()
-    def reconstruct(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Reconstruction ``(n, F)`` of features ``X`` through their codes."""
-        return self._batched(X, batch_size, self.reconstruction_of)
-
-    @torch.no_grad()
-    def latents(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Continuous latent ``(n, D)`` before quantization."""
-        return self._batched(X, batch_size, self.latent_of)
-
-    def _batched(self, X: np.ndarray, batch_size: int, fn) -> np.ndarray:
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        try:
-            parts = [fn(torch.as_tensor(X[i:i + batch_size], dtype=torch.float32, device=device)).cpu().numpy()
-                     for i in range(0, len(X), batch_size)]
-        finally:
-            self.train(was_training)
-        return np.concatenate(parts)
+    residuals: torch.Tensor
 
 
 class RQVAE(TokenizerModule):
@@ -123,21 +82,25 @@ class RQVAE(TokenizerModule):
 
     # ------------------------------------------------------------------------------- tokenizer contract
     @torch.no_grad()
-    def initialise(self, x: torch.Tensor, seed: int = 0) -> None:
-        """k-means initialisation of the codebooks from the encoder outputs of a sample ``x`` ``(n, F)``."""
+    def init_codebooks(self, x: torch.Tensor, seed: int = 0, batch_size: int | None = None) -> None:
+        """k-means initialisation of the codebooks from the encoder outputs of a sample ``x`` ``(n, F)`` (once:
+        an initialised quantizer is left as it is)."""
         if not bool(self.quantizer.initialized):
             was_training = self.training
             self.eval()
-            self.quantizer.init_from_data(self.encoder(x), seed=seed)
+            self.quantizer.init_codebooks(self.encoder(x), seed=seed, batch_size=batch_size)
             self.train(was_training)
 
-    def codes_of(self, x: torch.Tensor) -> torch.Tensor:
+    def update_state(self, out: RQVAEOutput, shared: bool = False) -> int:
+        return sum(self.quantizer.update(out.codes, out.residuals, shared))
+
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.encode(self.encoder(x))
 
-    def reconstruction_of(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.quantizer.decode(self.codes_of(x)))
+    def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.quantizer.decode(self._encode(x)))
 
-    def latent_of(self, x: torch.Tensor) -> torch.Tensor:
+    def _latent(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
 
@@ -179,7 +142,7 @@ def forward_group(models: list[RQVAE], xs: list[torch.Tensor], weights: torch.Te
         raise FloatingPointError(f"RQ-VAE loss is {totals[bad].item()} "
                                  f"({ {k: float(v) for k, v in outs[bad][1].items()} }): training diverged; "
                                  "lower the learning rate")
-    return [RQVAEOutput(q.codes, recon, z, q.quantized, losses, total)
+    return [RQVAEOutput(q.codes, recon, z, q.quantized, losses, total, q.residuals)
             for q, z, (recon, losses), total in zip(qs, zs, outs, totals)]
 
 

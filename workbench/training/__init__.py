@@ -1,1 +1,2 @@
-"""Stage 3, training: the one training loop every model family runs through."""
+"""Stage 3, training: the one training loop every model family runs through (:mod:`.engine`), and its
+checkpoints (:mod:`.checkpoint`)."""
