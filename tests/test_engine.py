@@ -76,7 +76,8 @@ def test_engine_recovers_a_planted_model_and_keeps_a_history(planted):
     model = Regression().fit(planted, callback=rows.append, progress=False, eval_every=10)
     torch.testing.assert_close(model.w.detach(), torch.tensor([1.5, -2.0, 0.5]), atol=0.02, rtol=0)
     history = model.history_
-    assert isinstance(history, pd.DataFrame) and history.index.name == "epoch" and list(history.index) == list(range(1, 41))
+    assert isinstance(history, pd.DataFrame) and history.index.name == "epoch"
+    assert list(history.index) == list(range(1, 41))
     assert [r["epoch"] for r in rows] == list(range(1, 41))  # the callback sees every row as it is made
     assert history["loss_mse"].iloc[-1] < 0.01 * history["loss_mse"].iloc[0]
     np.testing.assert_allclose(history["loss_total"], history["loss_mse"])
@@ -195,3 +196,37 @@ def test_single_process_collectives_return_their_input():
     assert dist.all_gather_objects({"a": 1}) == [{"a": 1}] and dist.broadcast_object(5) == 5
     assert not dist.is_distributed() and dist.rank() == 0 and dist.world_size() == 1 and dist.is_main()
     assert not dist.init_from_env(torch.device("cpu")) or os.environ.get("WORLD_SIZE", "1") != "1"
+
+
+def test_train_command_parses_settings_and_rejects_unknown_models(capsys):
+    from workbench.train import main, parse_settings
+
+    assert parse_settings(["K=64", "hidden=(32,)", "ema=True", "distance=cosine"]) == \
+        {"K": 64, "hidden": (32,), "ema": True, "distance": "cosine"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_settings(["K"])
+    with pytest.raises(SystemExit):
+        main(["bert4rec"])
+    assert "unknown model 'bert4rec'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--list"])
+    assert {"lightgcn", "motorec", "rqvae", "mmq"} <= set(capsys.readouterr().out.split())
+
+
+def test_train_command_trains_one_process(tmp_path):
+    """``python -m workbench.train`` in-process on an MMRec bundle: one test evaluation, the history, each rank's
+    state digest, and an unknown config field named in a clear error."""
+    import json
+
+    from planted import planted_dataset
+    from workbench.train import main
+
+    wb.save_mmrec(planted_dataset(), tmp_path / "bundle", name="planted")
+    out = tmp_path / "run.json"
+    assert main(["mf-bpr", "--data", f"mmrec:{tmp_path / 'bundle'}", "--epochs", "2", "--device", "cpu",
+                 "--output", str(out)]) == 0
+    run = json.loads(out.read_text())
+    assert run["world_size"] == 1 and run["epochs_run"] == 2 and 0 < run["test"]["recall@20"] <= 1
+    assert len(run["history"]) == 2 and len(run["ranks"]) == 1 and len(run["ranks"][0]["state_digest"]) == 64
+    with pytest.raises(ValueError, match="unknown option.*'dimension'"):
+        main(["mf-bpr", "--data", str(tmp_path / "bundle"), "--set", "dimension=8"])

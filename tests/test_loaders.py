@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from workbench.data.dataset import TRAIN, DataError, RecDataset
-from workbench.data.loaders import MMREC_COLUMNS, load_ml100k, load_mmrec, load_sequences, read_sequences, recbole_example_dir, save_mmrec
+from workbench.data.loaders import (MMREC_COLUMNS, load_ml100k, load_mmrec, load_sequences, read_sequences,
+                                    recbole_example_dir, save_mmrec)
 from workbench.core.paths import shared_data_dir
 
 HEADER = "\t".join(MMREC_COLUMNS)

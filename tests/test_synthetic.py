@@ -7,7 +7,8 @@ import pytest
 
 from workbench.data.splits import random_split
 from workbench.data.strata import degree_strata
-from workbench.data.synthetic import BRANDS, COLOURS, IMAGE_ONLY, PATTERNS, TEXT_ONLY, catalogue_config, item_text, load_synthetic, make_catalogue
+from workbench.data.synthetic import (BRANDS, COLOURS, IMAGE_ONLY, PATTERNS, TEXT_ONLY, catalogue_config, item_text,
+                                      load_synthetic, make_catalogue)
 
 
 @pytest.fixture(scope="module")

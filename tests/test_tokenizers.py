@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.tokenizers.health import attribute_purity, attribute_scores, code_usage, collision_rate, health_summary, level_entropy, level_health, unique_fraction
+from workbench.tokenizers.health import (attribute_purity, attribute_scores, code_usage, collision_rate,
+                                         health_summary, level_entropy, level_health, unique_fraction)
 from workbench.tokenizers.mmq import MMQTokenizer
 from workbench.tokenizers.modalities import ModalitySeparated, fuse_modalities, modality_slices
-from workbench.tokenizers.quantizer import QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto, soft_index
-from workbench.tokenizers.regularizers import diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl, weighted_mean
+from workbench.tokenizers.quantizer import (QuantizerConfig, ResidualQuantizer, kmeans, nearest_code, rotate_onto,
+                                            soft_index)
+from workbench.tokenizers.regularizers import (diversity_loss, orthogonal_loss, soft_assignment, sparsity_kl,
+                                               weighted_mean)
 from workbench.tokenizers.rqvae import RQVAE, RQVAEConfig
 
 CONFIGS = [dict(distance=d, estimator=e, ema=m) for d, e, m in
@@ -321,7 +324,7 @@ def _fitted(name):
         model = RQVAE(8, hidden=(16,), quantizer=QuantizerConfig(D=4, L=2, K=8))
         return model.fit(X, epochs=2, batch_size=128, progress=False), X
     if name == "mmq":
-        model = MMQTokenizer({"a": 5, "b": 3}, D=4, K=8, hidden=16, n_shared=1, n_specific=2)
+        model = MMQTokenizer({"a": 5, "b": 3}, D=4, K=8, hidden=(16,), n_shared=1, n_specific=2)
         return model.fit(X, epochs=2, batch_size=128, progress=False), X
     if name == "separated":
         parts = {}
@@ -364,7 +367,7 @@ def test_rqkmeans_levels_reduce_error_and_opq_beats_pq():
 # ------------------------------------------------------------------------------------------------------ MMQ
 def test_mmq_structure_gates_and_gradients():
     torch.manual_seed(0)
-    model = MMQTokenizer({"text": 6, "image": 10}, D=4, K=8, hidden=8)  # paper defaults: N_s = N_t = N_v = 2
+    model = MMQTokenizer({"text": 6, "image": 10}, D=4, K=8, hidden=(8,))  # paper defaults: N_s = N_t = N_v = 2
     assert model.L == 6 and len(model.quantizers) == 6
     x = torch.randn(32, 16)
     model.init_codebooks(x)
@@ -380,7 +383,7 @@ def test_mmq_structure_gates_and_gradients():
 
 def test_mmq_orthogonal_penalty():
     torch.manual_seed(0)
-    model = MMQTokenizer({"text": 3, "image": 3}, D=2, K=4, hidden=3, n_shared=2, n_specific=2)
+    model = MMQTokenizer({"text": 3, "image": 3}, D=2, K=4, hidden=(3,), n_shared=2, n_specific=2)
     groups = [model.shared, model.specific["text"], model.specific["image"]]
     with torch.no_grad():
         for group in groups:

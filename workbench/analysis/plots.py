@@ -112,7 +112,7 @@ def plot_stratum_metrics(frames: dict[str, pd.DataFrame], metric: str = "recall@
 
 
 def plot_training_curves(history: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
-    """Lines of ``history[columns]`` against the epoch index (e.g. ``fit_tokenizer``'s history)."""
+    """Lines of ``history[columns]`` against the epoch index (e.g. a fitted model's ``history_``)."""
     fig, ax = _axes(ax, figsize=(6, 3.5))
     for col in columns:
         if col in history:
@@ -159,8 +159,8 @@ def plot_code_map(coords: np.ndarray, codes: np.ndarray, top: int = 10, ax=None,
 
 
 class LiveCurves:
-    """A ``fit_tokenizer`` callback that redraws training curves in place in a notebook (one figure, updated
-    every ``every`` epochs); outside a notebook it simply keeps the rows.
+    """A training callback (``model.fit(..., callback=LiveCurves(...))``) that redraws training curves in place in
+    a notebook (one figure, updated every ``every`` epochs); outside a notebook it simply keeps the rows.
 
     >>> live = LiveCurves(["loss_total"], display=False)
     >>> live({"epoch": 1, "loss_total": 2.0}); live.frame()["loss_total"].tolist()

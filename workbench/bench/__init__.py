@@ -1,4 +1,11 @@
-"""Benchmarks: ``python -m workbench.bench {eval,tokenizer,graph,graph-ablations,baby} --json``.
+"""Benchmarks: ``python -m workbench.bench {eval,tokenizer,graph,graph-ablations,baby} --json [--save]``, and
+``python -m workbench.bench report`` (``BENCHMARKS.md`` and the README's table from the results ``--save`` keeps in
+``figures/benchmarks/``).
+
+Each benchmark reports a ratio to a reference measured in the same process, because absolute CPU seconds on a
+shared machine drift by up to 3-4x between hours: ``eval_over_bound`` (the evaluation over its dense scoring
+products and top-k alone), ``lightgcn_over_bound`` (a LightGCN epoch over its sparse products alone), the
+tokenizer's ``throughput_ratio`` (ours over lucidrains' on the same data).
 
 ``graph``: training seconds per epoch of LightGCN, FREEDOM and MoToRec and full-ranking evaluation seconds on a
 synthetic graph of Baby's shape (19,445 users, 7,050 items, 160,792 interactions, 4,096-d image and 384-d text
@@ -17,7 +24,7 @@ user (random, seeded).
 dependency) with the same MLP encoder/decoder (F-512-64), ``L = 4`` levels of ``K = 256`` codes, batch 1024, and
 their defaults on both sides (rotation trick, EMA codebooks with decay 0.8, k-means init on one batch seeded by
 random samples with 10 iterations, dead-code threshold 2; the commitment weights differ: ours 0.5, theirs
-1.0, see the README): training
+1.0, see BENCHMARKS.md): training
 throughput (items/s, fastest epoch after the first), reconstruction error, per-level utilization and entropy,
 collision rate, on three feature sets: the default synthetic catalogue (image + text, standardised), random
 7,050 x 4,096 features (Baby's image-feature shape) and clustered 7,050 x 4,096 features (64 Gaussian centres

@@ -1,14 +1,21 @@
-"""Command line: ``python -m workbench.bench NAME [--json] [--seeds 0-9]`` (see :mod:`workbench.bench`)."""
+"""Command line: ``python -m workbench.bench NAME [--json] [--save] [--seeds 0-9]`` and ``python -m workbench.bench
+report`` (see :mod:`workbench.bench`)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
+from datetime import datetime
+from pathlib import Path
 
+from ..core.storage import atomic_path
 from . import __doc__ as DOC
 from .baby import bench_baby
 from .eval import bench_eval
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
+from .report import results_dir, write_reports
 from .tokenizer import bench_tokenizer, summarize_tokenizer
 
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
@@ -35,33 +42,56 @@ SUMMARIES = {"tokenizer": summarize_tokenizer, "graph": summarize_graph, "graph-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workbench.bench", description=DOC,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("name", choices=sorted(BENCHMARKS) + ["report"],
+                        help="a benchmark, or `report` (BENCHMARKS.md and the README table from the saved results)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--save", action="store_true", help="also write the result to figures/benchmarks/NAME.json")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the models (default 0)")
     parser.add_argument("--seeds", default=None,
                         help="run once per seed (0-9 or 0,3,7) and add a summary across them (overrides --seed)")
     args = parser.parse_args(argv)
-    if args.seeds is None:
-        result = BENCHMARKS[args.name](device=args.device, repeats=args.repeats, seed=args.seed)
-    else:
-        try:
-            seeds = parse_seeds(args.seeds)
-        except ValueError as err:
-            parser.error(str(err))
-        runs = []
-        for seed in seeds:
-            runs.append(BENCHMARKS[args.name](device=args.device, repeats=args.repeats, seed=seed))
-            print(f"{args.name}: seed {seed} done ({len(runs)}/{len(seeds)})", file=sys.stderr, flush=True)
-        summary = SUMMARIES[args.name](runs) if args.name in SUMMARIES else None
-        result = {"benchmark": args.name, "seeds": seeds, "summary": summary, "runs": runs}
+    if args.name == "report":
+        for path in write_reports():
+            print(f"wrote {path}")
+        return 0
+    try:
+        result = run_benchmark(args.name, args.device, args.repeats, args.seed,
+                               None if args.seeds is None else parse_seeds(args.seeds))
+    except ValueError as err:
+        parser.error(str(err))
+    if args.save:
+        command = " ".join(["python -m workbench.bench", *(argv if argv is not None else sys.argv[1:])])
+        save_result(args.name, {**result, "command": command.replace(" --save", ""),
+                                "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+                                "machine_note": f"{os.cpu_count()} CPUs, {platform.machine()}"})
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
             print(f"{key:>24}: {value}")
     return 0
+
+
+def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds: list[int] | None) -> dict:
+    """One run, or one per seed with a summary across them (``{"runs": [...], "summary": ...}``)."""
+    if seeds is None:
+        return BENCHMARKS[name](device=device, repeats=repeats, seed=seed)
+    runs = []
+    for s in seeds:
+        runs.append(BENCHMARKS[name](device=device, repeats=repeats, seed=s))
+        print(f"{name}: seed {s} done ({len(runs)}/{len(seeds)})", file=sys.stderr, flush=True)
+    summary = SUMMARIES[name](runs) if name in SUMMARIES else None
+    return {"benchmark": name, "seeds": seeds, "summary": summary, "runs": runs}
+
+
+def save_result(name: str, result: dict) -> Path:
+    """Write ``figures/benchmarks/<name>.json`` atomically."""
+    path = results_dir() / f"{name}.json"
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+    return path
 
 
 if __name__ == "__main__":

@@ -1,1 +1,2 @@
-"""Stage 1, data: the dataset container, the synthetic catalogue, offline encoders, loaders, splits and cold-start strata."""
+"""Stage 1, data: the dataset container, the synthetic catalogue, offline encoders, loaders, splits and
+cold-start strata."""

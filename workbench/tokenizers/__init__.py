@@ -1,1 +1,2 @@
-"""Stage 4, tokenizers: residual quantizers, RQ-VAE, MMQ, the k-means family, modality paradigms, semantic ids and codebook health."""
+"""Stage 4, tokenizers: residual quantizers, RQ-VAE, MMQ, the k-means family, modality paradigms, semantic ids and
+codebook health."""

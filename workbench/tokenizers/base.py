@@ -36,12 +36,14 @@ class TokenizerData:
     weights: torch.Tensor | None
     X: np.ndarray
     init_sample: int
+    first_order: torch.Tensor | None = None  # the first epoch's order: the k-means sample first
 
 
 def check_features(X, weights=None, input_dim: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``X`` as a finite float32 ``(n, F)`` array (``F == input_dim`` when given) and ``weights`` as ``n``
     finite non-negative float32 numbers; clear errors otherwise."""
-    X = np.asarray(X.detach().cpu() if isinstance(X, torch.Tensor) else X)
+    X, weights = (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in (X, weights))
+    X = np.asarray(X)
     if X.ndim != 2 or len(X) == 0 or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
         raise ValueError(f"features must be a non-empty real (n_items, F) matrix, got {X.dtype} {X.shape}")
     X = X.astype(np.float32, copy=False)
@@ -104,17 +106,23 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
 
     @torch.no_grad()
     def on_fit_start(self, data: TokenizerData, config: TrainConfig, rng: np.random.Generator) -> None:
-        """k-means start-up on ``init_sample`` random items (lucidrains' ``vector-quantize-pytorch`` uses its first
-        batch; the tokenizer benchmark passes ``init_sample = batch_size`` to compare like with like; measured on
-        the clustered set with EMA and dead-code resets, seeds 0-1: one batch 0-0.06% of items collide, the whole
-        catalogue 0.11-0.20%). The default stays the larger sample: without dead-code resets a code that one
-        small batch leaves empty is never used again."""
+        """k-means start-up on ``init_sample`` random items, which also open the first epoch: with ``init_sample =
+        batch_size`` the codebooks start from the first training batch, as lucidrains' ``vector-quantize-pytorch``
+        does (the tokenizer benchmark compares like with like so; measured on its clustered set with EMA and
+        dead-code resets, seeds 0-1: one batch 0-0.06% of items collide, the whole catalogue 0.11-0.20%). The
+        default stays the larger sample: without dead-code resets a code that one small batch leaves empty is
+        never used again."""
         gen = torch.Generator().manual_seed(config.seed)
-        sample = torch.randperm(len(data.x), generator=gen)[:data.init_sample].to(data.x.device)
+        data.first_order = torch.randperm(len(data.x), generator=gen).to(data.x.device)
+        sample = data.first_order[:data.init_sample]
         self.init_codebooks(data.x[sample], seed=config.seed, batch_size=min(config.batch_size, len(data.x)))
 
     def epoch_batches(self, data: TokenizerData, batch_size: int, rng: np.random.Generator) -> list[Batch]:
-        order = torch.from_numpy(rng.permutation(len(data.x))).to(data.x.device)
+        """A fresh permutation each epoch; the first epoch of a fresh run starts with the k-means sample."""
+        if data.first_order is not None:
+            order, data.first_order = data.first_order, None
+        else:
+            order = torch.from_numpy(rng.permutation(len(data.x))).to(data.x.device)
         shared = {"x": data.x, "weights": data.weights}
         return [Batch({"idx": order[s]}, shared) for s in batch_slices(len(order), batch_size)]
 

@@ -44,7 +44,7 @@ class MMQConfig:
     K: int = 256                # codes per expert codebook (the paper: 100 on Amazon, 3,000 industrial)
     n_shared: int = 2
     n_specific: int = 2         # experts per modality
-    hidden: int = 256
+    hidden: tuple[int, ...] = (256,)  # hidden layer sizes of every expert, gate and decoder MLP
     alpha: float = 12.0
     beta: float = 10.0
     gamma: float = 0.005
@@ -79,15 +79,15 @@ class MMQTokenizer(TokenizerModule):
         self.modality_dims = dict(modality_dims)
         self.slices = modality_slices(self.modality_dims)
         total = self.input_dim = sum(self.modality_dims.values())
-        self.shared = nn.ModuleList([mlp([total, c.hidden, c.D]) for _ in range(c.n_shared)])
-        self.specific = nn.ModuleDict({m: nn.ModuleList([mlp([d, c.hidden, c.D]) for _ in range(c.n_specific)])
+        self.shared = nn.ModuleList([mlp([total, *c.hidden, c.D]) for _ in range(c.n_shared)])
+        self.specific = nn.ModuleDict({m: nn.ModuleList([mlp([d, *c.hidden, c.D]) for _ in range(c.n_specific)])
                                        for m, d in self.modality_dims.items()})
-        self.gates = nn.ModuleDict({m: mlp([d, c.hidden, c.n_specific]) for m, d in self.modality_dims.items()})
+        self.gates = nn.ModuleDict({m: mlp([d, *c.hidden, c.n_specific]) for m, d in self.modality_dims.items()})
         qcfg = QuantizerConfig(D=c.D, L=1, K=c.K, distance="cosine", beta=c.commitment,
                                dead_code_threshold=c.dead_code_threshold)
         self.quantizers = nn.ModuleList([ResidualQuantizer(qcfg) for _ in range(self.n_experts)])
-        self.decoder = mlp([c.D, c.hidden, total])
-        self.aux_decoders = nn.ModuleDict({m: mlp([c.D, c.hidden, d]) for m, d in self.modality_dims.items()})
+        self.decoder = mlp([c.D, *reversed(c.hidden), total])
+        self.aux_decoders = nn.ModuleDict({m: mlp([c.D, *reversed(c.hidden), d]) for m, d in self.modality_dims.items()})
 
     @property
     def n_experts(self) -> int:

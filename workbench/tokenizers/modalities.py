@@ -23,6 +23,8 @@ def standardize(X: np.ndarray) -> np.ndarray:
 def fuse_modalities(features: dict[str, np.ndarray], names: list[str] | None = None) -> np.ndarray:
     """Standardise each named modality and concatenate them in ``names`` order -> ``(n, sum F_m)``."""
     names = list(features) if names is None else names
+    if not names:
+        raise ValueError("no modality to fuse: the dataset has no item features")
     missing = [n for n in names if n not in features]
     if missing:
         raise KeyError(f"unknown modality {missing}; available: {sorted(features)}")

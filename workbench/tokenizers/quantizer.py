@@ -73,7 +73,7 @@ class QuantizerConfig:
     beta: float = 0.25               # commitment weight
     ema: bool = False                # EMA codebook updates instead of the codebook loss
     ema_decay: float = 0.99
-    kmeans_init: bool = True         # initialise each level by k-means on the first training batch
+    kmeans_init: bool = True         # start each level from k-means on a sample (init_codebooks, before training)
     kmeans_iters: int = 20
     kmeans_seeding: str = "kmeans++"  # "kmeans++" | "random" (distinct sample rows, as lucidrains'; see module doc)
     dead_code_threshold: float = 0.0  # reset codes whose running usage (EMA of counts per batch) is below this

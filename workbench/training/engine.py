@@ -196,13 +196,17 @@ def train(model: Trainable, data: Any, config: TrainConfig, callback: Callable[[
     """Train ``model`` on ``data`` (see the module docstring). ``callback(row)`` sees each epoch's history row
     (live curves; raising ``KeyboardInterrupt`` there stops the run after the checkpoint is written)."""
     device = get_device(config.device)
-    devices = [device.index or 0] if device.type == "cuda" else []
+    devices = [_cuda_index(device)] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         run = _Run(model, data, config, callback, device)
-        for epoch in run.epochs():
-            if run.stopper is not None and run.stopper.should_stop:
-                break
-            run.epoch(epoch)
+        try:
+            for epoch in run.epochs():
+                if run.stopper is not None and run.stopper.should_stop:
+                    break
+                run.epoch(epoch)
+        finally:  # an interrupted run (a callback, Ctrl-C) leaves no half-drawn progress bar
+            if run.bar is not None:
+                run.bar.close()
         return run.finish()
 
 
@@ -329,8 +333,6 @@ class _Run:
         else:
             best = self.history[-1]["epoch"]
         self.model.eval()
-        if self.bar is not None:
-            self.bar.close()
         frame = pd.DataFrame(self.history).set_index("epoch")
         valid = {k[6:]: float(v) for k, v in frame.loc[best].items() if k.startswith("valid_")}
         stopped = self.stopper is not None and self.stopper.should_stop
@@ -361,5 +363,10 @@ def _distributed_step(model: nn.Module, device: torch.device) -> nn.Module:
     # newer torch names the per-step buffer broadcast `forward_sync_buffers` (both still sync once, at init)
     no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
                else "broadcast_buffers")
-    return DistributedDataParallel(wrapper, device_ids=[device.index or 0] if device.type == "cuda" else None,
+    return DistributedDataParallel(wrapper, device_ids=[_cuda_index(device)] if device.type == "cuda" else None,
                                    find_unused_parameters=model.ddp_find_unused_parameters, **{no_sync: False})
+
+
+def _cuda_index(device: torch.device) -> int:
+    """The GPU index of ``device``; plain ``"cuda"`` means the current GPU (each ``torchrun`` process sets its own)."""
+    return torch.cuda.current_device() if device.index is None else device.index
