@@ -184,10 +184,31 @@ def test_batches_are_shared_out_between_processes(monkeypatch):
     assert [(s.start, s.stop) for s in batch_slices(10, 4)] == [(0, 4), (4, 10)]
     with pytest.raises(ValueError, match="cannot be shared out among 3 processes"):
         batch_slices(2, 4)
-    monkeypatch.setattr(dist, "rank", lambda: 2)
-    assert dist.share(10) == slice(8, 10)  # ranks take 4, 4, 2 rows, in order
-    monkeypatch.setattr(dist, "rank", lambda: 1)
-    assert dist.share(5) == slice(2, 4)
+    shares = {}
+    for r in range(3):
+        monkeypatch.setattr(dist, "rank", lambda r=r: r)
+        shares[r] = (dist.share(10), dist.share(4), dist.share(3))
+    # balanced and in rank order: 4, 3, 3 of 10 rows; 2, 1, 1 of 4; one each of 3 (never an empty share)
+    assert [s[0] for s in shares.values()] == [slice(0, 4), slice(4, 7), slice(7, 10)]
+    assert [s[1] for s in shares.values()] == [slice(0, 2), slice(2, 3), slice(3, 4)]
+    assert [s[2] for s in shares.values()] == [slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+def test_bad_settings_are_clear_errors_before_training(planted):
+    split = wb.RecDataset("p", pd.DataFrame({"user_id": [0, 0, 0, 1, 1, 1], "item_id": [0, 1, 2, 0, 1, 2],
+                                             "x_label": [0, 0, 2, 0, 0, 1]}), 2, 3)
+    with pytest.raises(ValueError, match="validates on .*metric='hit@5' is not one"):
+        wb.LightGCN(dim=4).fit(split, metric="hit@5", progress=False)
+    with pytest.raises(ValueError, match="hidden must be positive layer sizes"):
+        wb.RQVAEConfig(hidden=(64, "x"))
+    assert wb.RQVAEConfig(hidden=64).hidden == (64,) and wb.MMQConfig(hidden=[8, 4]).hidden == (8, 4)
+    with pytest.raises(ValueError, match="D, L and K must be positive integers"):
+        wb.QuantizerConfig(K="abc")
+    tok = wb.RQVAE(3, hidden=(4,), quantizer=wb.QuantizerConfig(D=2, L=1, K=2))
+    with pytest.raises(ValueError, match="init_sample"):
+        tok.fit(np.ones((5, 3)), init_sample=0, progress=False)
+    with pytest.raises(ValueError, match="built for 3"):
+        tok.fit(np.ones((5, 4)), progress=False)
 
 
 def test_single_process_collectives_return_their_input():

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from .core import distributed as dist
+from .core.config import check_options
 from .core.runtime import get_device
 from .core.storage import atomic_path
 from .data.dataset import RecDataset
@@ -131,6 +132,7 @@ def build_tokenizer(name: str, ds: RecDataset, settings: dict):
     q_fields = {f.name for f in dataclasses.fields(QuantizerConfig)}
     quantizer = QuantizerConfig(**{k: v for k, v in settings.items() if k in q_fields})
     rest = {k: v for k, v in settings.items() if k not in q_fields}
+    check_options(RQVAEConfig, rest)  # an unknown field is an error that lists the valid ones
     return RQVAE(sum(X.shape[1] for X in ds.features.values()), RQVAEConfig(quantizer=quantizer, **rest))
 
 
@@ -168,17 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     distributed = dist.init_from_env(get_device(args.device))
     try:
         out = run(args)
-        if dist.is_main():
-            text = json.dumps(out, default=_plain)
-            if args.output:
-                with atomic_path(args.output) as tmp:
-                    tmp.write_text(text)
-            summary = {k: out[k] for k in ("model", "dataset", "world_size", "best_epoch", "seconds")}
-            summary.update(out.get("test") or out.get("health") or {})
-            print(json.dumps(summary, default=_plain))
-    finally:
+    except BaseException:
         if distributed:
-            dist.shutdown()
+            dist.shutdown(wait=False)  # the peers may be inside a collective: do not wait for them
+        raise
+    if dist.is_main():
+        text = json.dumps(out, default=_plain)
+        if args.output:
+            with atomic_path(args.output) as tmp:
+                tmp.write_text(text)
+        summary = {k: out[k] for k in ("model", "dataset", "world_size", "best_epoch", "seconds")}
+        summary.update(out.get("test") or out.get("health") or {})
+        print(json.dumps(summary, default=_plain))
+    if distributed:
+        dist.shutdown()
     return 0
 
 

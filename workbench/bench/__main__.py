@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {path}")
         return 0
     try:
-        result = run_benchmark(args.name, args.device, args.repeats, args.seed,
-                               None if args.seeds is None else parse_seeds(args.seeds))
+        seeds = None if args.seeds is None else parse_seeds(args.seeds)
     except ValueError as err:
         parser.error(str(err))
+    result = run_benchmark(args.name, args.device, args.repeats, args.seed, seeds)
     if args.save:
         command = " ".join(["python -m workbench.bench", *(argv if argv is not None else sys.argv[1:])])
         save_result(args.name, {**result, "command": command.replace(" --save", ""),

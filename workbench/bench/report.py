@@ -204,6 +204,9 @@ def update_readme(text: str, table: str) -> str:
 def write_reports(folder: Path | None = None) -> list[Path]:
     """Render ``BENCHMARKS.md`` and the README table from the saved results; return the files written."""
     results = load_results(folder)
+    if not results:
+        raise FileNotFoundError(f"no saved benchmark results in {folder or results_dir()}; run "
+                                "`python -m workbench.bench NAME --json --save` first")
     root = repo_root()
     with atomic_path(root / "BENCHMARKS.md") as tmp:
         tmp.write_text(render_benchmarks(results))

@@ -146,7 +146,7 @@ def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: in
     rng = np.random.default_rng(seed)
     feature_sets = _feature_sets(rng, sets, n_items, dim)
     result = {"benchmark": "tokenizer", "epochs": epochs, "batch_size": batch_size, "D": D, "L": L, "K": K,
-              "device": str(dev), "torch_threads": torch.get_num_threads(), "sets": {}}
+              "device": str(dev), "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "sets": {}}
     for name, X in feature_sets.items():
         F = X.shape[1]
         torch.manual_seed(seed)

@@ -48,21 +48,24 @@ def init_from_env(device: torch.device) -> bool:
     return is_distributed()
 
 
-def shutdown() -> None:
-    """Leave the process group, if any, once every process is done with it (a process that tears down its
-    connections while a peer still uses them can abort the peer)."""
+def shutdown(wait: bool = True) -> None:
+    """Leave the process group, if any. ``wait``: first wait until every process is done with it (a process that
+    tears down its connections while a peer still uses them can abort the peer); pass ``False`` after an error,
+    when the peers may be inside another collective (waiting would hang them)."""
     if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 
 def share(n: int) -> slice:
-    """This rank's contiguous share of ``n`` rows: ranks take ``ceil(n / world)`` rows each, in rank order, so
-    concatenating the shares of ranks 0, 1, ... gives the rows back in order (the last share may be shorter or
-    empty)."""
-    size = -(-n // world_size())
-    start = min(n, rank() * size)
-    return slice(start, min(n, start + size))
+    """This rank's contiguous share of ``n`` rows, in rank order (concatenating the shares of ranks 0, 1, ...
+    gives the rows back in order) and balanced: the first ``n % world`` ranks take one row more, so with
+    ``n >= world`` every rank has at least one row."""
+    base, extra = divmod(n, world_size())
+    r = rank()
+    start = r * base + min(r, extra)
+    return slice(start, start + base + (r < extra))
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

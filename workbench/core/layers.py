@@ -4,6 +4,14 @@ from __future__ import annotations
 from torch import nn
 
 
+def hidden_sizes(value, owner: str) -> tuple[int, ...]:
+    """A config's hidden layer sizes as a tuple of positive ints (one int is one layer); a clear error otherwise."""
+    sizes = (value,) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if sizes is None or not all(isinstance(s, int) and s >= 1 for s in sizes):
+        raise ValueError(f"{owner}.hidden must be positive layer sizes, e.g. (512, 256) or 256; got {value!r}")
+    return sizes
+
+
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
     """Linear layers of ``sizes`` with ReLU (and dropout) between them, none after the last."""
     layers: list[nn.Module] = []

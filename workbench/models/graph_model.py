@@ -80,6 +80,7 @@ class GraphModel(nn.Module, Recommender, Trainable):
     config_class: ClassVar[type] = object
     # MMRec's protocol: batch 2048, Adam at lr 1e-3, early stopping on valid Recall@20 with patience 20
     train_defaults = TrainConfig(epochs=1000, batch_size=2048, lr=1e-3, metric="recall@20", patience=20)
+    validation_metrics = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
     def __init__(self, config=None, **options):
         nn.Module.__init__(self)
@@ -139,9 +140,12 @@ class GraphModel(nn.Module, Recommender, Trainable):
         self.build(dataset)  # a built model only checks that the dataset is the one it was built for
 
     def data_fingerprint(self, dataset: RecDataset) -> str:
+        """The interactions with their split labels and every modality's features (a model resumed on other
+        features would go on silently: features are not in the checkpoint)."""
         held = dataset.interactions[["user_id", "item_id", "x_label"]].to_numpy()
         return content_hash({"name": dataset.name, "shape": [dataset.n_users, dataset.n_items],
-                             "interactions": content_hash(np.ascontiguousarray(held))})
+                             "interactions": content_hash(np.ascontiguousarray(held)),
+                             "features": {m: content_hash(X) for m, X in dataset.features.items()}})
 
     def epoch_batches(self, dataset: RecDataset, batch_size: int, rng: np.random.Generator) -> list[Batch]:
         """Every training interaction once, shuffled, with a fresh uniformly drawn negative (MMRec's sampler)."""

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.layers import mlp
+from ..core.layers import hidden_sizes, mlp
 from ..data.dataset import TRAIN, RecDataset
 from ..tokenizers.base import ENCODE_BATCH
 from ..tokenizers.quantizer import QuantizerConfig, stack_group
@@ -105,6 +105,9 @@ class MoToRecConfig:
     use_cl: bool = True           # False: no InfoNCE, no noise ("w/o CL")
     use_hf: bool = True           # False: concatenation only, no attention ("w/o HF")
     use_hge: bool = True          # False: no item-item graph ("w/o HGE")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", hidden_sizes(self.hidden, "MoToRecConfig"))
 
 
 ABLATIONS: dict[str, dict[str, bool]] = {

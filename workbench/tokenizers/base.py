@@ -96,6 +96,9 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
 
     def fit_data(self, data: Any, device: torch.device) -> TokenizerData:
         X, weights, init_sample = data
+        if not isinstance(init_sample, int) or init_sample < 1:
+            raise ValueError(f"init_sample (items for the k-means start-up) must be a positive integer, got "
+                             f"{init_sample!r}")
         X, weights = check_features(X, weights, self.input_dim)
         w = None if weights is None else torch.from_numpy(weights).to(device)
         return TokenizerData(torch.from_numpy(X).to(device), w, X, int(init_sample))

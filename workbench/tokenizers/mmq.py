@@ -32,7 +32,8 @@ from ..core.config import resolve_config
 from .modalities import modality_slices
 from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group
 from .regularizers import orthogonal_loss, weighted_mean
-from ..core.layers import mlp
+from ..core import distributed as dist
+from ..core.layers import hidden_sizes, mlp
 from .base import TokenizerModule
 
 
@@ -50,6 +51,9 @@ class MMQConfig:
     gamma: float = 0.005
     commitment: float = 0.25
     dead_code_threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", hidden_sizes(self.hidden, "MMQConfig"))
 
 
 class MMQOutput(NamedTuple):
@@ -142,7 +146,7 @@ class MMQTokenizer(TokenizerModule):
         losses = {name: weighted_mean(v, weights) for name, v in per_item.items()}
         losses["ortho"] = c.gamma * self.orthogonal_penalty()
         total = torch.stack(list(losses.values())).sum()
-        if not torch.isfinite(total):
+        if not dist.is_distributed() and not torch.isfinite(total):  # (see rqvae.forward_group)
             raise FloatingPointError(f"MMQ loss is {total.item()}: training diverged; lower the learning rate")
         return MMQOutput(codes, recon, z, z_q, gates, losses, total, torch.cat([o.residuals for o in outs]))
 
@@ -150,7 +154,7 @@ class MMQTokenizer(TokenizerModule):
         """eq. 11-13 over the experts' first-layer weights (shared group + each modality's group)."""
         groups = [list(self.shared)] + [list(experts) for experts in self.specific.values()]
         terms = [orthogonal_loss([e[0].weight for e in g]) for g in groups if len(g) > 1]
-        return torch.stack(terms).sum() if terms else torch.zeros(())
+        return torch.stack(terms).sum() if terms else self.decoder[0].weight.new_zeros(())
 
     # ------------------------------------------------------------------------------- tokenizer contract
     @torch.no_grad()

@@ -86,8 +86,8 @@ class QuantizerConfig:
             raise ValueError(f"kmeans_seeding must be 'random' or 'kmeans++', got {self.kmeans_seeding!r}")
         if self.estimator not in ("ste", "rotation"):
             raise ValueError(f"estimator must be 'ste' or 'rotation', got {self.estimator!r}")
-        if min(self.D, self.L, self.K) < 1:
-            raise ValueError(f"D, L and K must be positive, got {self.D}, {self.L}, {self.K}")
+        if not all(isinstance(v, int) and v >= 1 for v in (self.D, self.L, self.K)):
+            raise ValueError(f"D, L and K must be positive integers, got {self.D!r}, {self.L!r}, {self.K!r}")
 
 
 class QuantizerOutput(NamedTuple):
@@ -292,8 +292,9 @@ class ResidualQuantizer(nn.Module):
             vectors = pool[torch.randperm(len(pool), device=pool.device)[:len(dead)]]
         else:
             vectors = None
-        dead, vectors = dist.broadcast_object((dead, vectors))
-        dead, vectors = dead.to(residual.device), vectors.to(residual.device)
+        if dist.is_distributed():  # rank 0's choice, sent as CPU tensors (pickled), to every process's device
+            dead, vectors = dist.broadcast_object(None if vectors is None else (dead.cpu(), vectors.cpu()))
+            dead, vectors = dead.to(residual.device), vectors.to(residual.device)
         self.codebooks.data[level, dead] = vectors
         # a new code starts as a cluster of `threshold` members: a grace period before it can expire
         self.usage[level, dead] = float(c.dead_code_threshold)

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import torch
 
 from ..core.config import resolve_config
-from ..core.layers import mlp
+from ..core import distributed as dist
+from ..core.layers import hidden_sizes, mlp
 from .base import TokenizerModule
 from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group, split_group, stack_group
 from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
@@ -33,6 +34,9 @@ class RQVAEConfig:
     diversity_weight: float = 0.0     # CEMG lambda_d (eq. 4)
     temperature: float = 1.0          # soft assignment temperature for the two regularizers
     dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", hidden_sizes(self.hidden, "RQVAEConfig"))
 
 
 class RQVAEOutput(NamedTuple):
@@ -136,8 +140,11 @@ def forward_group(models: list[RQVAE], xs: list[torch.Tensor], weights: torch.Te
         for g, (_, losses) in enumerate(outs):
             losses.update({name: value[g] for name, value in terms.items()})
     totals = [torch.stack(list(losses.values())).sum() for _, losses in outs]
-    finite = torch.isfinite(totals[0]) if len(totals) == 1 else torch.isfinite(torch.stack(totals)).all()
-    if not finite:  # one host read for the whole group
+    # one host read for the whole group; under torch.distributed the engine's loss check (summed over the
+    # processes) stops a diverging run instead, since an error raised by one process alone would hang the others
+    finite = dist.is_distributed() or (torch.isfinite(totals[0]) if len(totals) == 1
+                                       else torch.isfinite(torch.stack(totals)).all())
+    if not finite:
         bad = next(g for g, t in enumerate(totals) if not torch.isfinite(t))
         raise FloatingPointError(f"RQ-VAE loss is {totals[bad].item()} "
                                  f"({ {k: float(v) for k, v in outs[bad][1].items()} }): training diverged; "

@@ -23,11 +23,12 @@ _NOT_IN_KEY = {"epochs", "checkpoint", "progress", "device"}
 
 
 def run_key(model, config, data_fingerprint: str) -> str:
-    """Content hash of what determines a run's trajectory: the model class and config, the training settings
-    (except ``epochs``, ``checkpoint``, ``progress``, ``device``) and the data's fingerprint."""
+    """Content hash of what determines a run's trajectory: the model class, config and parameter shapes, the
+    training settings (except ``epochs``, ``checkpoint``, ``progress``, ``device``) and the data's fingerprint."""
     train = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY}
+    shapes = {name: list(value.shape) for name, value in model.state_dict().items()}  # the architecture
     return content_hash({"model": type(model).__qualname__, "config": repr(getattr(model, "config", None)),
-                         "train": train, "data": data_fingerprint}, length=32)
+                         "shapes": shapes, "train": train, "data": data_fingerprint}, length=32)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

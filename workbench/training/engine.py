@@ -22,7 +22,9 @@ Test metrics never appear here: models have a separate ``evaluate(data, part="te
 Under ``torchrun`` every process holds the whole model and data; each step's rows are split into contiguous
 shares (:func:`~workbench.core.distributed.share`), each process's loss is scaled by its share so that the
 gradients DDP averages are those of the whole batch, and what a batch shares (MoToRec's tokenizer chunk) is
-computed by every process alike.
+computed by every process alike. This holds for losses that are means over rows; a term computed from the batch
+as a whole (InfoNCE's in-batch negatives, the sparsity and diversity regularizers' batch usage) is computed on
+each process's share, as in any data-parallel training, so it differs from the one-process value.
 """
 from __future__ import annotations
 
@@ -132,6 +134,8 @@ class Trainable:
     train_defaults: ClassVar[TrainConfig] = TrainConfig()
     # DDP: True when some parameters may receive no gradient in a step (an extra graph traversal per step)
     ddp_find_unused_parameters: ClassVar[bool] = False
+    # the names `validate` returns (checked against `metric` before training; empty: not checked)
+    validation_metrics: ClassVar[tuple[str, ...]] = ()
 
     def to_device(self, device: torch.device) -> "Trainable":
         """Move parameters, buffers and anything else the model computes with to ``device``."""
@@ -196,6 +200,11 @@ def train(model: Trainable, data: Any, config: TrainConfig, callback: Callable[[
     """Train ``model`` on ``data`` (see the module docstring). ``callback(row)`` sees each epoch's history row
     (live curves; raising ``KeyboardInterrupt`` there stops the run after the checkpoint is written)."""
     device = get_device(config.device)
+    if dist.is_distributed() and device.type == "cuda":  # each process on its own GPU, whatever index was named
+        device = torch.device("cuda", torch.cuda.current_device())
+    known = model.validation_metrics
+    if config.metric is not None and known and config.metric not in known:
+        raise ValueError(f"{type(model).__name__} validates on {list(known)}; metric={config.metric!r} is not one")
     devices = [_cuda_index(device)] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         run = _Run(model, data, config, callback, device)
