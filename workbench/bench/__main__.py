@@ -15,7 +15,7 @@ from . import __doc__ as DOC
 from .baby import bench_baby
 from .eval import bench_eval
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
-from .report import results_dir, write_reports
+from .report import result_path, write_reports
 from .tokenizer import bench_tokenizer, summarize_tokenizer
 
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=sorted(BENCHMARKS) + ["report"],
                         help="a benchmark, or `report` (BENCHMARKS.md and the README table from the saved results)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--save", action="store_true", help="also write the result to figures/benchmarks/NAME.json")
+    parser.add_argument("--save", action="store_true", help="also write the result to figures/benchmarks/bench-NAME.json")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the models (default 0)")
@@ -87,8 +87,8 @@ def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds:
 
 
 def save_result(name: str, result: dict) -> Path:
-    """Write ``figures/benchmarks/<name>.json`` atomically."""
-    path = results_dir() / f"{name}.json"
+    """Write ``figures/benchmarks/bench-<name>.json`` atomically."""
+    path = result_path(name)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1) + "\n")
     return path

@@ -35,8 +35,13 @@ def results_dir() -> Path:
 def load_results(folder: Path | None = None) -> dict[str, dict]:
     """Every saved result, by benchmark name."""
     folder = folder or results_dir()
-    return {name: json.loads((folder / f"{name}.json").read_text()) for name in ORDER
-            if (folder / f"{name}.json").exists()}
+    return {name: json.loads(result_path(name, folder).read_text()) for name in ORDER
+            if result_path(name, folder).exists()}
+
+
+def result_path(name: str, folder: Path | None = None) -> Path:
+    """Where ``--save`` keeps benchmark ``name``'s result: ``figures/benchmarks/bench-<name>.json``."""
+    return (folder or results_dir()) / f"bench-{name}.json"
 
 
 def _runs(result: dict) -> list[dict]:

@@ -230,14 +230,20 @@ class MoToRec(GraphModel):
     @torch.no_grad()
     def _refresh(self, m: str) -> None:
         """Re-tokenize every item of modality ``m`` into its buffer."""
-        tok, X = self.tokenizers[m], self.features(m)
         if self.config.use_rqvae:
-            setattr(self, f"codes_{m}", tok.encode(X))
+            setattr(self, f"codes_{m}", self.tokenizers[m].encode(self.features(m)))
         else:
-            was = tok.training
-            tok.eval()
-            setattr(self, f"latent_{m}", torch.cat([tok(X[s:s + ENCODE_BATCH]) for s in range(0, len(X), ENCODE_BATCH)]))
-            tok.train(was)
+            setattr(self, f"latent_{m}", self._latents(m))
+
+    @torch.no_grad()
+    def _latents(self, m: str) -> torch.Tensor:
+        """Every item's continuous latent ``(n_items, dim / M)`` of modality ``m`` ("w/o RQ-VAE"), in eval mode."""
+        tok, X = self.tokenizers[m], self.features(m)
+        was = tok.training
+        tok.eval()
+        out = torch.cat([tok(X[s:s + ENCODE_BATCH]) for s in range(0, len(X), ENCODE_BATCH)])
+        tok.train(was)
+        return out
 
     def epoch_batches(self, dataset, batch_size, rng):
         """The BPR batches, each with one chunk of items to re-tokenize (a permutation of the catalogue split over
@@ -273,14 +279,11 @@ class MoToRec(GraphModel):
 
     @torch.no_grad()
     def _fresh_tables(self) -> dict[str, torch.Tensor]:
-        tables = {}
-        for m in self.modalities_:
-            tok, X = self.tokenizers[m], self.features(m)
-            if self.config.use_rqvae:
-                tables[m] = tok.quantizer.decode(tok.encode(X))
-            else:
-                tables[m] = torch.cat([tok(X[s:s + ENCODE_BATCH]) for s in range(0, len(X), ENCODE_BATCH)])
-        return tables
+        """Every item tokenized afresh (evaluation): the decoded codes, or the latents without an RQ-VAE."""
+        if not self.config.use_rqvae:
+            return {m: self._latents(m) for m in self.modalities_}
+        return {m: self.tokenizers[m].quantizer.decode(self.tokenizers[m].encode(self.features(m)))
+                for m in self.modalities_}
 
     def after_step(self, batch, updates) -> None:
         """The chunk's fresh codes (or latents) into the buffers; the quantizers' running statistics."""
