@@ -194,7 +194,7 @@ def test_batches_are_shared_out_between_processes(monkeypatch):
     assert [s[2] for s in shares.values()] == [slice(0, 1), slice(1, 2), slice(2, 3)]
 
 
-def test_bad_settings_are_clear_errors_before_training(planted):
+def test_bad_settings_are_clear_errors_before_training():
     split = wb.RecDataset("p", pd.DataFrame({"user_id": [0, 0, 0, 1, 1, 1], "item_id": [0, 1, 2, 0, 1, 2],
                                              "x_label": [0, 0, 2, 0, 0, 1]}), 2, 3)
     with pytest.raises(ValueError, match="validates on .*metric='hit@5' is not one"):

@@ -79,7 +79,7 @@ def bench_graph(epochs: int = 3, batch_size: int = 2048, device: str | None = No
 def _time_graph_model(name: str, ds, epochs: int, batch_size: int, dev, repeats: int, seed: int) -> dict:
     """One model of :func:`bench_graph`: build, warm-up (MoToRec's tokenizers), epochs, evaluation."""
     t1 = time.perf_counter()
-    model = _graph_model(name, ds).build(ds, seed=seed).to_device(dev)
+    model = _graph_model(name).build(ds, seed=seed).to_device(dev)
     out = {f"{name}_setup_seconds": time.perf_counter() - t1}
     t2 = time.perf_counter()
     if hasattr(model, "warm_up"):
@@ -128,7 +128,7 @@ def _ablation_slugs() -> dict[str, str]:
             for name in ABLATIONS if name != "MoToRec"}
 
 
-def _graph_model(name: str, ds=None, **options):
+def _graph_model(name: str, **options):
     """A graph benchmark's model by name: a registry model, ``freedom-mmrec`` (FREEDOM projecting every item at
     every step) or a MoToRec ablation (``motorec-wo-cl``, ...; see :func:`_ablation_slugs`); ``options`` override
     config fields."""
