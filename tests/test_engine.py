@@ -177,6 +177,40 @@ def test_a_hostile_checkpoint_is_refused_and_runs_nothing(planted, tmp_path):
         Regression().fit(planted, checkpoint=str(tmp_path / "keyless.pt"), progress=False)
 
 
+def _zero_bytes_inside_largest_tensor(path, n=64):
+    """Overwrite ``n`` bytes in the middle of the largest record of a torch zip checkpoint (the zip directory
+    and the pickle stay intact, so only a checksum can notice)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = (int.from_bytes(fh.read(2), "little") for _ in range(2))
+        fh.seek(info.header_offset + 30 + name_len + extra_len + info.file_size // 2 - n // 2)
+        fh.write(bytes(n))
+
+
+def test_a_damaged_checkpoint_is_refused(tmp_path):
+    X = np.random.default_rng(0).normal(size=(200, 64)).astype(np.float32)
+    opts = dict(batch_size=64, progress=False, checkpoint=str(tmp_path / "tok.pt"))
+
+    def tok():
+        return wb.RQVAE(64, hidden=(128,), quantizer=wb.QuantizerConfig(D=8, L=2, K=16))
+
+    tok().fit(X, epochs=1, **opts)
+    ckpt = tmp_path / "tok.pt"
+    intact = torch.load(ckpt, weights_only=True)
+    _zero_bytes_inside_largest_tensor(ckpt)
+    damaged = torch.load(ckpt, weights_only=True)  # torch itself reads the damaged file without complaint
+    assert damaged["key"] == intact["key"] and damaged["checksum"] == intact["checksum"]
+    with pytest.raises(ValueError, match="damaged"):
+        tok().fit(X, epochs=2, **opts)
+    ckpt.write_bytes(ckpt.read_bytes()[:300])  # truncated
+    with pytest.raises(ValueError, match="cannot be read"):
+        tok().fit(X, epochs=2, **opts)
+
+
 def test_batches_are_shared_out_between_processes(monkeypatch):
     assert [(s.start, s.stop) for s in batch_slices(10, 4)] == [(0, 4), (4, 8), (8, 10)]
     monkeypatch.setattr(dist, "world_size", lambda: 3)

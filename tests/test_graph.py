@@ -1,5 +1,6 @@
 """Graph recommenders: adjacency and propagation against dense algebra, sampling, kNN graph, rarity weights,
 contract tests over every model, MoToRec's ablation switches, resume, and recovery of planted preferences."""
+import inspect
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import workbench as wb
 from planted import planted_dataset
 from workbench.models.adjacency import NormalizedAdjacency, layer_mean
+from workbench.models import content_graph
 from workbench.models.content_graph import knn_graph
 from workbench.models.losses import perturb
 from workbench.models.sampling import sample_triplets
@@ -100,7 +102,7 @@ def test_sample_triplets_covers_training_and_draws_unseen_negatives():
 
 
 def test_knn_graph_links_planted_clusters_and_is_cached(tmp_path, monkeypatch):
-    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 1, (4, 16))
     group = np.repeat(np.arange(4), 10)
@@ -114,6 +116,43 @@ def test_knn_graph_links_planted_clusters_and_is_cached(tmp_path, monkeypatch):
     np.testing.assert_allclose(S.toarray(), knn_graph(X, k=5, cache=False).toarray())
     with pytest.raises(ValueError, match="k must be"):
         knn_graph(X, k=40)
+    (cached,) = (tmp_path / "cache").glob("knn-*-k5.npz")
+    monkeypatch.setattr(content_graph, "_knn_arrays", lambda *a: pytest.fail("cache miss"))
+    np.testing.assert_array_equal(knn_graph(X, k=5).toarray(), S.toarray())  # a hit: nothing rebuilt
+    monkeypatch.undo()
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    good = cached.read_bytes()
+    other = knn_graph(X[::-1].copy(), k=5)  # another graph, written under another name
+    (other_file,) = set((tmp_path / "cache").glob("knn-*-k5.npz")) - {cached}
+    damages = {"truncated": good[: len(good) // 2], "zeroed": good[:200] + bytes(400) + good[600:],
+               "empty": b"", "another graph": other_file.read_bytes()}
+    for what, content in damages.items():
+        cached.write_bytes(content)
+        with pytest.warns(RuntimeWarning, match="rebuilding"):
+            again = knn_graph(X, k=5)
+        np.testing.assert_array_equal(again.toarray(), S.toarray(), err_msg=what)
+        assert cached.read_bytes() != content, what  # replaced by a good copy
+    assert (other.toarray() != S.toarray()).any()
+
+
+def test_a_cache_with_a_valid_digest_but_a_bad_graph_is_rebuilt(tmp_path, monkeypatch):
+    """A writer that stored a column index past the matrix (with a matching digest) is caught by the check."""
+    from workbench.core import storage
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    X = np.random.default_rng(1).normal(size=(30, 8)).astype(np.float32)
+    S = knn_graph(X, k=3)
+    (cached,) = (tmp_path / "cache").glob("knn-*.npz")
+    arrays = storage.load_arrays(cached)
+    key = str(arrays.pop("__cache_key__"))
+    arrays.pop("__cache_digest__")
+    arrays["indices"] = arrays["indices"].copy()
+    arrays["indices"][4] = 30  # one past the last item
+    storage.save_arrays(cached, {**arrays, "__cache_key__": np.array(key),
+                                 "__cache_digest__": np.array(storage.arrays_digest(arrays))})
+    with pytest.warns(RuntimeWarning, match="outside"):
+        again = knn_graph(X, k=3)
+    np.testing.assert_array_equal(again.toarray(), S.toarray())
 
 
 def test_rarity_weights_follow_eq_2_by_hand():
@@ -168,6 +207,24 @@ def test_each_model_beats_popularity_on_planted_groups(planted, name):
     assert recall > pop + 0.15, (name, recall, pop)
 
 
+def test_motorec_token_channels_recommend_zero_shot_planted_items(planted):
+    """Three of each group's 20 items have no training interaction: the ID channel knows nothing of them (LightGCN's
+    zero-shot recall@20 here is 0.01, chance about 0.18); only their content tokens, shared with their group's
+    items, can rank them for the group's users. Without HGE (whose content kNN graph would be a second way in),
+    the token channels are the only content path: MoToRec's zero-shot recall@20 is 0.86-0.89 over seeds 0-2,
+    0.0 with the token tables zeroed."""
+    held = np.arange(planted.n_items) % 20 < 3
+    raw = wb.RecDataset("planted-zero-shot", planted.interactions.drop(columns="x_label"), planted.n_users,
+                        planted.n_items, planted.features)
+    ds = raw.with_split(wb.random_split(raw.interactions, seed=0, holdout_items=held))
+    assert ds.item_degree()[held].sum() == 0 and ds.matrix("test")[:, held].nnz > 80
+    model = small_model("motorec", use_hge=False).fit(ds, epochs=10, lr=0.01, batch_size=256, progress=False,
+                                                      patience=10, seed=0)
+    zero_shot = model.evaluate(ds, "test", strata={"zero-shot": held}).strata["zero-shot"]
+    assert len(zero_shot.users) > 60
+    assert zero_shot["recall@20"] > 0.6, zero_shot.metrics
+
+
 def test_models_need_features_and_a_split(planted):
     bare = wb.RecDataset("no-features", planted.interactions, planted.n_users, planted.n_items)
     with pytest.raises(ValueError, match="needs item content features"):
@@ -203,7 +260,7 @@ def test_ablation_switches_remove_their_component(planted):
         ablation_config("w/o everything")
 
 
-def test_tokenizer_loss_is_weighted_by_rarity(planted):
+def test_tokenizer_loss_is_weighted_by_rarity(planted, monkeypatch):
     model = small_model("motorec", planted)
     tok = model.tokenizers["image"]
     tok.init_codebooks(model.features("image"))
@@ -213,7 +270,31 @@ def test_tokenizer_loss_is_weighted_by_rarity(planted):
     plain, weighted = tok(x), tok(x, w)
     per_item = ((x - plain.reconstruction) ** 2).mean(-1)
     torch.testing.assert_close(weighted.losses["recon"], (w * per_item).mean())
+    # MoToRec hands its w_i to the tokenizers: to each modality's warm-up fit...
+    fit, seen = type(tok).fit, {}
 
+    def spy(self, X, *args, **kwargs):
+        bound = inspect.signature(fit).bind(self, X, *args, **kwargs)
+        seen[next(m for m in model.modalities_ if model.tokenizers[m] is self)] = bound.arguments.get("weights")
+        return fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(type(tok), "fit", spy)
+    model = small_model("motorec", tokenizer_warmup=1)
+    model.warm_up(planted)
+    assert torch.any(model.item_weights < 1) and set(seen) == set(model.modalities_)
+    for m, weights in seen.items():
+        assert weights is not None, m
+        torch.testing.assert_close(torch.as_tensor(weights), model.item_weights, msg=m)
+    # ... and to the training step's tokenizer loss on its chunk of items: lambda_rq * sum_m (eq. 6 weighted)
+    batch, out = first_step(model, planted)
+    chunk = batch.shared["chunk"]
+    w = model.item_weights[chunk]
+    assert torch.any(w < 1)
+    with torch.no_grad():
+        totals = {name: sum(model.tokenizers[m](model.features(m)[chunk], weights).total for m in model.modalities_)
+                  for name, weights in (("weighted", w), ("plain", None))}
+    torch.testing.assert_close(out.losses["rq"].detach(), model.config.lambda_rq * totals["weighted"])
+    assert not torch.allclose(totals["weighted"], totals["plain"], rtol=1e-3)  # the weights change the loss
 
 
 def test_motorec_batch_loss_equals_the_full_table_computation(planted):

@@ -88,7 +88,7 @@ def test_sequence_reader(tmp_path):
     ds = load_sequences(path)
     assert ds.n_users == 3 and ds.n_items == 4 and len(ds.interactions) == 7  # repeated (2, 0) kept once
     path.write_text("1 3 1\n2 a 3\n")
-    with pytest.raises(DataError, match=r"S.txt: line 2: token 'a' is not a non-negative integer id"):
+    with pytest.raises(DataError, match=r"S.txt: line 2: token 'a' is not an integer id in \[0, 2147483647\]"):
         read_sequences(path)
     path.write_text("1 3 1\n5 2 3\n")
     with pytest.raises(DataError, match="line 2: user id 5 is out of order"):

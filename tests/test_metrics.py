@@ -76,18 +76,31 @@ def test_strata_restrict_ground_truth_not_ranking():
 
 def test_batching_and_dot_scorer_agree():
     rng = np.random.default_rng(0)
-    U, V = torch.randn(50, 8), torch.randn(30, 8)
+    U, V = (torch.as_tensor(rng.standard_normal(shape), dtype=torch.float32) for shape in ((50, 8), (30, 8)))
     gt = sp.random(50, 30, density=0.1, random_state=1, format="csr")
     gt.data[:] = 1
     ex = sp.random(50, 30, density=0.2, random_state=2, format="csr")
     ex = ex - ex.multiply(gt)
     ex.eliminate_zeros()
     ex.data[:] = 1
-    a = evaluate_ranking(DotScorer(U, V), gt, exclude=ex, batch_size=7)
+    a = evaluate_ranking(DotScorer(U, V), gt, exclude=ex, batch_size=7)  # 7 full batches and one of 1 user
     b = evaluate_ranking(lambda u: U[u] @ V.T, gt, exclude=ex, batch_size=1000)
+    np.testing.assert_array_equal(a.users, np.flatnonzero(np.diff(gt.indptr)))
+    np.testing.assert_array_equal(a.users, b.users)
     for k in a.metrics:
+        np.testing.assert_allclose(a.per_user[k], b.per_user[k], err_msg=k)
         assert a[k] == pytest.approx(b[k])
-    assert rng is not None
+    # each user's recall and NDCG from a sort of that user's scores with the excluded items dropped
+    for n, u in enumerate(a.users):
+        scores = (U[u] @ V.T).numpy()
+        seen, relevant = set(ex[u].indices), set(gt[u].indices)
+        ranked = [i for i in np.argsort(-scores, kind="stable") if i not in seen]
+        for k in (10, 20):
+            gains = [i in relevant for i in ranked[:k]]
+            idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(relevant))))
+            assert a.per_user[f"recall@{k}"][n] == pytest.approx(sum(gains) / len(relevant))
+            assert a.per_user[f"ndcg@{k}"][n] == pytest.approx(
+                sum(g / math.log2(r + 2) for r, g in enumerate(gains)) / idcg)
 
 
 def test_bad_arguments():
@@ -165,9 +178,22 @@ def test_leave_one_out_hr_equals_recall():
 
 def test_dot_scorer_keeps_the_embedding_dtype():
     U, V = torch.randn(6, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    rep = evaluate_ranking(DotScorer(U, V), csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
+    scorer = DotScorer(U, V)
+    assert scorer.dtype == torch.float64 and scorer(torch.arange(6)).dtype == torch.float64
+    out = torch.empty(2, 5, dtype=torch.float64)
+    assert scorer.score_into(torch.tensor([1, 4]), out) is out
+    torch.testing.assert_close(out, U[[1, 4]] @ V.T, rtol=0, atol=0)
+    rep = evaluate_ranking(scorer, csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
     ref = evaluate_ranking(lambda u: U[u] @ V.T, csr({0: [1], 3: [2]}, n_users=6), ks=(2,))
     assert rep.metrics == ref.metrics
+    # scores 1e-12 apart: distinct in float64, all equal in float32. Items by score: 2, 4, 6, 1, 5, 0, 3 (the
+    # best two in the middle, so no tie-breaking by index finds them)
+    order = torch.tensor([1, 3, 6, 0, 5, 2, 4], dtype=torch.float64)
+    V = (1 + 1e-12 * order)[:, None]
+    assert torch.unique((torch.ones(1, 1) @ V.float().T)).numel() == 1  # ties in float32
+    gt = csr({0: [2, 4]}, n_users=1, n_items=7)
+    rep = evaluate_ranking(DotScorer(torch.ones(1, 1, dtype=torch.float64), V), gt, ks=(1, 2))
+    assert rep["hr@1"] == 1.0 and rep["recall@2"] == 1.0 and rep["ndcg@2"] == pytest.approx(1.0)
 
 
 def test_t_halfwidth_by_hand():

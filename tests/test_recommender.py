@@ -1,11 +1,12 @@
 """Contract tests over every recommender, run on the planted synthetic data."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from workbench.bench.eval import bench_eval
-from workbench.evaluation.ranking import evaluate_split
+from workbench.evaluation.ranking import evaluate_ranking, evaluate_split
 from workbench.models.baselines import PopularityRecommender, RandomRecommender
 from workbench.data.splits import random_split
 from workbench.data.strata import degree_strata
@@ -50,10 +51,29 @@ def test_popularity_beats_random_on_planted_data(data):
 
 
 def test_mask_valid_option(data):
+    """A scorer that ranks each user's validation items first: at test time they fill the top slots unless
+    ``mask_valid`` masks them, which leaves popularity's ranking of the other unseen items."""
     pop = PopularityRecommender().fit(data).score
-    plain = evaluate_split(data, pop, "test")
-    masked = evaluate_split(data, pop, "test", mask_valid=True)
-    assert masked["recall@20"] >= plain["recall@20"]
+    valid = torch.as_tensor(data.matrix("valid").toarray(), dtype=torch.float32)
+    assert (valid.sum(1) > 0).all()  # every user has validation items to mask
+    valid_first = lambda users: pop(users) + 1e3 * valid[users]
+    train, test = data.matrix("train"), data.matrix("test")
+    both = train + data.matrix("valid")
+    both.data[:] = 1.0
+    plain = evaluate_split(data, valid_first, "test", ks=(1, 20))
+    masked = evaluate_split(data, valid_first, "test", mask_valid=True, ks=(1, 20))
+    ref = evaluate_ranking(pop, test, exclude=both, ks=(1, 20))  # training and validation items masked by hand
+    np.testing.assert_array_equal(masked.users, ref.users)
+    for name in ref.per_user:
+        np.testing.assert_allclose(masked.per_user[name], ref.per_user[name], err_msg=name)
+    # unmasked, a validation item takes every user's first slot and pushes the test items down
+    np.testing.assert_allclose(plain.per_user["ndcg@20"],
+                               evaluate_ranking(valid_first, test, exclude=train, ks=(20,)).per_user["ndcg@20"])
+    assert plain["hr@1"] == 0.0 < masked["hr@1"] and plain["ndcg@20"] < masked["ndcg@20"] - 0.02
+    # on the validation split the validation items are the ground truth: never masked
+    on_valid = evaluate_split(data, valid_first, "valid", mask_valid=True, ks=(1, 20))
+    assert on_valid["hr@1"] == 1.0
+    assert on_valid.metrics == evaluate_split(data, valid_first, "valid", ks=(1, 20)).metrics
 
 
 def test_bench_eval_small(capsys):

@@ -114,3 +114,34 @@ def test_cache_round_trip_keeps_dtypes(tmp_path, monkeypatch):
         pd.testing.assert_frame_equal(ds.users, raw.users)
         pd.testing.assert_frame_equal(ds.interactions, raw.interactions)
     assert cached.items["new_arrival"].dtype == bool
+
+
+def test_a_damaged_or_foreign_catalogue_cache_is_rebuilt(tmp_path, monkeypatch):
+    """A truncated cache, one with flipped bytes, or another catalogue's cache copied under this name is
+    rebuilt with a warning, never loaded; a hit encodes nothing."""
+    import workbench.data.synthetic as syn
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    encoded = []
+    monkeypatch.setattr("workbench.data.encoders.encode_images",
+                        lambda images, **kw: encoded.append("image") or np.zeros((len(images), 1280), np.float32))
+    monkeypatch.setattr("workbench.data.encoders.encode_texts",
+                        lambda texts, **kw: np.ones((len(texts), 384), np.float32))
+    small = dict(n_items=16, mean_interactions=4.0, max_interactions=8, image_size=32)
+    cfg, other = catalogue_config("smoke", n_users=12, **small), catalogue_config("smoke", n_users=14, **small)
+    reference = syn.load_synthetic(config=cfg)
+    (path,) = (tmp_path / "cache").glob("synthetic-*.npz")
+    good = path.read_bytes()
+    syn.load_synthetic(config=cfg)
+    assert encoded == ["image"]  # the second load was a cache hit
+    syn.load_synthetic(config=other)
+    (foreign,) = set((tmp_path / "cache").glob("synthetic-*.npz")) - {path}
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0xFF
+    for what, content in {"truncated": good[:-100], "flipped": bytes(flipped),
+                          "foreign": foreign.read_bytes()}.items():
+        path.write_bytes(content)
+        with pytest.warns(RuntimeWarning, match="rebuilding"):
+            again = syn.load_synthetic(config=cfg)
+        pd.testing.assert_frame_equal(again.interactions, reference.interactions, obj=what)
+        assert path.read_bytes() != content

@@ -529,10 +529,38 @@ def test_levels_computed_at_once_match_a_level_by_level_quantizer():
         torch.testing.assert_close(a, b)
 
 
+def quantize_by_hand(q, z):
+    """One quantizer's forward pass level by level from its codebooks, without the library's batched descent:
+    ``(codes (B, L), quantized (B, D), per-item losses, residual norms (B, L), residuals (L, B, D))``."""
+    c = q.config
+    z = torch.nn.functional.normalize(z, dim=-1) if c.distance == "cosine" else z
+    residual, codes, norms, residuals, quantized = z, [], [], [], 0
+    losses = {"commitment": 0} if c.ema else {"commitment": 0, "codebook": 0}
+    for level in range(c.L):
+        book, r = q.codebooks[level], residual.detach()
+        if c.distance == "cosine":
+            idx = (torch.nn.functional.normalize(r, dim=-1) @ torch.nn.functional.normalize(book.detach(), dim=-1).T
+                   ).argmax(-1)
+        else:
+            idx = ((r[:, None, :] - book.detach()[None]) ** 2).sum(-1).argmin(-1)
+        code = book[idx]
+        losses["commitment"] = losses["commitment"] + c.beta * ((residual - code.detach()) ** 2).mean(-1)
+        if not c.ema:
+            losses["codebook"] = losses["codebook"] + ((code - r) ** 2).mean(-1)
+        quantized = quantized + (rotate_onto(residual, code.detach()) if c.estimator == "rotation" else code.detach())
+        codes.append(idx), norms.append(residual.norm(dim=-1)), residuals.append(r)
+        residual = residual - code.detach()
+    if c.estimator == "ste":
+        quantized = z + (quantized - z).detach()
+    return torch.stack(codes, 1), quantized, losses, torch.stack(norms, 1), torch.stack(residuals)
+
+
 @pytest.mark.parametrize("options", CONFIGS, ids=lambda o: "-".join(str(v) for v in o.values()))
 def test_quantize_group_matches_one_by_one(options):
     """Three quantizers of one configuration in one batched pass give the codes, outputs, losses, gradients and
-    state updates (k-means start-up, usage, EMA codebooks, dead-code resets) of each forward alone."""
+    state updates (k-means start-up, usage, EMA codebooks, dead-code resets) of each forward alone, and the
+    codes, outputs, losses and gradients of each member's level-by-level computation by hand (a quantizer alone
+    is a group of one: the same code)."""
     import copy
 
     from workbench.tokenizers.quantizer import quantize_group
@@ -547,23 +575,34 @@ def test_quantize_group_matches_one_by_one(options):
     for q, z in zip(alone, zs):
         q.init_codebooks(z)
     for step in range(3):  # every step updates usage (and EMA codebooks) and resets codes
-        za, zb = [z.clone().requires_grad_() for z in zs], [z.clone().requires_grad_() for z in zs]
+        za, zb, zh = ([z.clone().requires_grad_() for z in zs] for _ in range(3))
         outs = quantize_group(group, za)
         refs = [q(z) for q, z in zip(alone, zb)]
-        for out, ref in zip(outs, refs):
+        # each member's own level-by-level computation (its codebooks, not its neighbours')
+        hands = [quantize_by_hand(q, z) for q, z in zip(group, zh)]
+        assert len({tuple(o.codes[:, 0].tolist()) for o in outs}) == 3  # the members do differ
+        for out, ref, (codes, quantized, losses, norms, residuals) in zip(outs, refs, hands):
             torch.testing.assert_close(out.codes, ref.codes)
             torch.testing.assert_close(out.quantized, ref.quantized)
             torch.testing.assert_close(out.residual_norms, ref.residual_norms)
             torch.testing.assert_close(out.residuals, ref.residuals)
-            assert out.losses.keys() == ref.losses.keys()
+            assert out.losses.keys() == ref.losses.keys() == losses.keys()
             for name in out.losses:
                 torch.testing.assert_close(out.losses[name], ref.losses[name])
+                torch.testing.assert_close(out.losses[name], losses[name])
+            torch.testing.assert_close(out.codes, codes)
+            torch.testing.assert_close(out.quantized, quantized)
+            torch.testing.assert_close(out.residual_norms, norms)
+            torch.testing.assert_close(out.residuals, residuals)
         wrt_g = za + [q.codebooks for q in group if q.codebooks.requires_grad]
         wrt_a = zb + [q.codebooks for q in alone if q.codebooks.requires_grad]
+        wrt_h = zh + [q.codebooks for q in group if q.codebooks.requires_grad]
         grads_g = torch.autograd.grad(sum(o.quantized.pow(2).sum() + sum(o.losses.values()).sum() for o in outs), wrt_g)
         grads_a = torch.autograd.grad(sum(o.quantized.pow(2).sum() + sum(o.losses.values()).sum() for o in refs), wrt_a)
-        for a, b in zip(grads_g, grads_a):
+        grads_h = torch.autograd.grad(sum(h[1].pow(2).sum() + sum(h[2].values()).sum() for h in hands), wrt_h)
+        for a, b, h in zip(grads_g, grads_a, grads_h):
             torch.testing.assert_close(a, b)
+            torch.testing.assert_close(a, h, rtol=1e-3, atol=1e-4)  # the hand computation sums in another order
         torch.manual_seed(step)
         resets_g = [q.update(o.codes, o.residuals) for q, o in zip(group, outs)]
         torch.manual_seed(step)
@@ -591,7 +630,8 @@ def test_quantize_group_checks_its_members():
 def test_rqvae_forward_group_matches_one_by_one():
     """RQ-VAEs of two input sizes (two modalities of the same items) with sparsity and diversity terms and item
     weights: one batched pass gives each model's own losses, outputs and gradients; models whose regularizer
-    settings differ are run one by one, with the same result."""
+    settings differ are run one by one, with the same result. Both are checked against each model alone and
+    against eq. 6 computed by hand from the model's parts (a model alone is a group of one: the same code)."""
     import copy
 
     from workbench.tokenizers.rqvae import forward_group
@@ -601,21 +641,46 @@ def test_rqvae_forward_group_matches_one_by_one():
         return RQVAE(F, hidden=(16,), sparsity_weight=sparsity, diversity_weight=0.05,
                      quantizer=QuantizerConfig(D=4, L=2, K=8, kmeans_init=False))
 
+    def by_hand(m, x, w):
+        """One model's eq. 6 from its parts, level by level (no forward_group, no quantize_group)."""
+        c = m.config
+        z = m.encoder(x)
+        codes, quantized, q_losses, _, _ = quantize_by_hand(m.quantizer, z)
+        recon = m.decoder(quantized)
+        losses = {"recon": (w * ((x - recon) ** 2).mean(-1)).mean(),
+                  **{name: (w * value).mean() for name, value in q_losses.items()}}
+        residual, probs = z, []
+        for level in range(c.quantizer.L):
+            book = m.quantizer.codebooks[level]
+            probs.append(soft_assignment(residual, book, c.temperature))  # (B, K)
+            residual = residual - book.detach()[codes[:, level]]
+        losses["sparsity"] = c.sparsity_weight * sum(sparsity_kl(p, c.sparsity_rho) for p in probs) / len(probs)
+        losses["diversity"] = c.diversity_weight * sum(diversity_loss(p) for p in probs) / len(probs)
+        return codes, recon, z, quantized, losses
+
     gen = torch.Generator().manual_seed(0)
     xs, w = [torch.randn(32, 12, generator=gen), torch.randn(32, 20, generator=gen)], torch.rand(32, generator=gen)
     for second_sparsity in (0.1, 0.3):  # one batched pass; different settings, one by one
         models = [build(12, 0), build(20, 1, second_sparsity)]
-        copies = copy.deepcopy(models)
+        copies, hand_copies = copy.deepcopy(models), copy.deepcopy(models)
         outs = forward_group(models, xs, w)
         refs = [m(x, w) for m, x in zip(copies, xs)]
-        for out, ref in zip(outs, refs):
+        hands = [by_hand(m, x, w) for m, x in zip(hand_copies, xs)]
+        for out, ref, (codes, recon, latent, quantized, losses) in zip(outs, refs, hands):
             assert list(out.losses) == list(ref.losses) == ["recon", "commitment", "codebook", "sparsity", "diversity"]
             for name in out.losses:
                 torch.testing.assert_close(out.losses[name], ref.losses[name])
+                torch.testing.assert_close(out.losses[name], losses[name], msg=name)
             for field in ("codes", "reconstruction", "latent", "quantized", "total"):
                 torch.testing.assert_close(getattr(out, field), getattr(ref, field))
+            for field, value in zip(("codes", "reconstruction", "latent", "quantized"),
+                                    (codes, recon, latent, quantized)):
+                torch.testing.assert_close(getattr(out, field), value, msg=field)
+            torch.testing.assert_close(out.total, sum(losses.values()))
         sum(o.total for o in outs).backward()
         sum(r.total for r in refs).backward()
-        for m, c in zip(models, copies):
-            for (name, p), q in zip(m.named_parameters(), c.parameters()):
+        sum(sum(h[4].values()) for h in hands).backward()
+        for m, c, h in zip(models, copies, hand_copies):
+            for (name, p), q, r in zip(m.named_parameters(), c.parameters(), h.parameters()):
                 torch.testing.assert_close(p.grad, q.grad, msg=name)
+                torch.testing.assert_close(p.grad, r.grad, rtol=1e-4, atol=1e-6, msg=name)

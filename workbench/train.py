@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .core import distributed as dist
 from .core.config import check_options
@@ -149,9 +148,7 @@ def run(args: argparse.Namespace) -> dict:
     out: dict = {"model": args.model, "data": args.data, "dataset": ds.name, "world_size": dist.world_size()}
     if args.model in TOKENIZERS:
         X = fuse_modalities(ds.features)
-        with torch.random.fork_rng(devices=[]):  # the initialisation drawn from the seed
-            torch.manual_seed(seed)
-            model = build_tokenizer(args.model, ds, settings)
+        model = build_tokenizer(args.model, ds, settings)  # fit draws the initialisation from the seed
         model.fit(X, **options)
         out["health"] = model.evaluate(X)
     else:

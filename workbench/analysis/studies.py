@@ -174,15 +174,9 @@ def restricted_report(dataset: RecDataset, model, items: np.ndarray, split: str 
     if items.shape != (dataset.n_items,) or not items.any():
         raise ValueError(f"items must be a non-empty boolean mask of shape ({dataset.n_items},)")
     scorer = model.scorer()
-    outside = torch.as_tensor(~items, device=scorer.user_emb.device)
-
-    def score(users: torch.Tensor) -> torch.Tensor:
-        scores = scorer(users)
-        scores[:, outside] = -torch.inf
-        return scores
-
     full = sp.csr_matrix(dataset.matrix(split).multiply(items[None, :].astype(np.float32)))
     full.eliminate_zeros()
     k_max = int(min(max(ks), items.sum()))
-    return evaluate_ranking(score, full, exclude=dataset.matrix(TRAIN), ks=[k for k in ks if k <= k_max] or [k_max],
-                            metrics=("recall", "ndcg"), device=scorer.device)
+    return evaluate_ranking(scorer, full, exclude=dataset.matrix(TRAIN), ks=[k for k in ks if k <= k_max] or [k_max],
+                            metrics=("recall", "ndcg"), device=scorer.device, candidates=items,
+                            name=type(model).__name__)

@@ -47,6 +47,10 @@ def configure(config: T, **changes: Any) -> T:
 
 def check_options(cls: type, options: dict[str, Any]) -> None:
     """Raise ``ValueError`` if ``options`` holds a key that is not a field of dataclass ``cls``."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"expected a config dataclass, got {cls!r} (configure takes a config object, e.g. "
+                        "configure(CatalogueConfig(), n_users=50); the profile is chosen with get_profile or "
+                        f"${PROFILE_ENV})")
     valid = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - valid)
     if unknown:

@@ -1,7 +1,9 @@
-"""Atomic writes and content hashing for caches.
+"""Atomic writes, content hashing and validated caches.
 
 Nothing is ever half-written: data goes to a temporary file in the target folder, which is then renamed
-over the target in one step (``os.replace`` is atomic on POSIX and Windows).
+over the target in one step (``os.replace`` is atomic on POSIX and Windows). A cache file
+(:func:`cached_arrays`) carries the key it was built for and a digest of its arrays; a file that cannot be read,
+holds another key, fails its digest or the caller's check is rebuilt (with a warning saying why), never trusted.
 """
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
+import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -59,3 +64,48 @@ def content_hash(obj: Any, length: int = 16) -> str:
     else:
         h.update(json.dumps(obj, sort_keys=True, default=str).encode())
     return h.hexdigest()[:length]
+
+
+_KEY, _DIGEST = "__cache_key__", "__cache_digest__"
+
+
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """One digest over named arrays (names sorted; each array's dtype, shape and bytes)."""
+    return content_hash({name: content_hash(np.asarray(arrays[name]), length=64) for name in sorted(arrays)}, 64)
+
+
+def cached_arrays(path: str | Path, key: str, build: Callable[[], dict[str, np.ndarray]],
+                  check: Callable[[dict[str, np.ndarray]], None] | None = None,
+                  use_cache: bool = True) -> dict[str, np.ndarray]:
+    """The arrays cached at ``path`` for ``key``, else ``build()`` saved there atomically.
+
+    A cached file is used only if it reads as a plain ``.npz``, was written for ``key``, matches the digest
+    written with it and passes ``check(arrays)`` (which raises ``ValueError`` on a mismatch: shapes, index
+    ranges); otherwise it is rebuilt and replaced, with a warning naming the file and the reason. A cache that
+    cannot be written (read-only folder, full disk) leaves a warning and the built arrays are returned."""
+    path = Path(path)
+    if use_cache and path.exists():
+        try:
+            return _load_cache(path, key, check)
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            warnings.warn(f"cache {path} is unusable ({err}); rebuilding it", RuntimeWarning, stacklevel=2)
+    arrays = build()
+    if use_cache:
+        try:
+            save_arrays(path, {**arrays, _KEY: np.array(key), _DIGEST: np.array(arrays_digest(arrays))})
+        except OSError as err:
+            warnings.warn(f"cache {path} could not be written ({err}); going on without it", RuntimeWarning,
+                          stacklevel=2)
+    return arrays
+
+
+def _load_cache(path: Path, key: str, check) -> dict[str, np.ndarray]:
+    arrays = load_arrays(path)
+    stored_key, digest = arrays.pop(_KEY, None), arrays.pop(_DIGEST, None)
+    if stored_key is None or str(stored_key) != key:
+        raise ValueError(f"it was written for another input (key {stored_key}, expected {key})")
+    if digest is None or str(digest) != arrays_digest(arrays):
+        raise ValueError("its arrays do not match the digest written with them")
+    if check is not None:
+        check(arrays)
+    return arrays

@@ -17,6 +17,8 @@ import scipy.sparse as sp
 TRAIN, VALID, TEST = 0, 1, 2
 SPLIT_NAMES = {TRAIN: "train", VALID: "valid", TEST: "test"}
 COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+MAX_ID = 2**31 - 1  # ids are row indices (int32 in sparse matrices and embedding tables)
+_SPARSE_ID_SPAN = 1 << 20  # an id span above this must be at least 1% used (see inferred_size)
 
 
 class DataError(ValueError):
@@ -45,8 +47,10 @@ def check_features(name: str, X: np.ndarray, n_items: int, source: str) -> np.nd
             f"{source}: modality {name!r} has {X.shape[0]} rows but the dataset has {n_items} items "
             "(row i must describe item i)"
         )
-    if not np.issubdtype(X.dtype, np.number):
-        raise DataError(f"{source}: modality {name!r} must be numeric, got dtype {X.dtype}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer) or X.dtype == bool):
+        raise DataError(f"{source}: modality {name!r} must hold real numbers, got dtype {X.dtype}")
+    if X.shape[1] == 0:
+        raise DataError(f"{source}: modality {name!r} has shape {X.shape}: no columns; expected d >= 1")
     X = X.astype(np.float32, copy=False)
     bad = ~np.isfinite(X)
     if bad.any():
@@ -108,13 +112,19 @@ def check_interactions(
 
 
 def _integer_column(series: pd.Series, name: str, source: str) -> pd.Series:
+    if series.dtype == bool:
+        raise DataError(f"{source}: field {name!r} holds booleans; expected integers")
     values = pd.to_numeric(series, errors="coerce")
-    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    as_float = values.to_numpy(dtype=float, na_value=np.nan)
+    bad = values.isna().to_numpy() | ~np.isfinite(as_float)
     if not bad.any():
-        bad = values.to_numpy(dtype=float) != np.round(values.to_numpy(dtype=float))
+        bad = (as_float != np.round(as_float)) | (np.abs(as_float) >= 2.0**63)  # 2**63 would wrap to -2**63
+        if values.dtype == np.uint64:
+            bad |= values.to_numpy() > np.iinfo(np.int64).max
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: row {row}: field {name!r} is {series.iloc[row]!r}; expected an integer")
+        raise DataError(f"{source}: row {row}: field {name!r} is {str(series.iloc[row])[:40]!r}; expected an "
+                        "integer (64-bit)")
     return values.astype(np.int64)
 
 
@@ -131,10 +141,30 @@ def _check_range(ids: np.ndarray, name: str, limit: int | None, source: str) -> 
     if len(ids) and ids.min() < 0:
         row = int(np.flatnonzero(ids < 0)[0])
         raise DataError(f"{source}: row {row}: {name} {ids[row]} is negative; expected ids >= 0")
+    if len(ids) and ids.max() > MAX_ID:
+        row = int(np.flatnonzero(ids > MAX_ID)[0])
+        raise DataError(f"{source}: row {row}: {name} {ids[row]} is above {MAX_ID}; ids are row indices "
+                        "(contiguous from 0): remap raw ids first")
     if limit is not None and len(ids) and ids.max() >= limit:
         row = int(np.flatnonzero(ids >= limit)[0])
         what = "feature rows" if name == "item_id" else "users"
         raise DataError(f"{source}: row {row}: {name} {ids[row]} is beyond the {limit} {what}; expected < {limit}")
+
+
+def inferred_size(ids: np.ndarray, name: str, source) -> int:
+    """``max(ids) + 1``: the id range of a file that does not state it. Refuses a range that is mostly unused
+    (over 2**20 ids of which under 1% occur, e.g. one id 2**40): such ids are raw ids, not row indices, and
+    every per-id table would be huge."""
+    ids = np.asarray(ids)
+    if not len(ids):
+        raise DataError(f"{source}: no {name} values; expected at least one row")
+    span = int(ids.max()) + 1
+    if span > _SPARSE_ID_SPAN:
+        used = len(np.unique(ids))
+        if used * 100 < span:
+            raise DataError(f"{source}: {name} values reach {span - 1:,} but only {used:,} distinct ids occur; "
+                            "expected contiguous ids from 0 (remap raw ids first)")
+    return span
 
 
 @dataclass
@@ -163,6 +193,10 @@ class RecDataset:
     description: str = ""
 
     def __post_init__(self) -> None:
+        for what in ("n_users", "n_items"):
+            value = getattr(self, what)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_ID + 1:
+                raise DataError(f"{self.name}: {what} is {value!r}; expected an integer in [1, {MAX_ID + 1}]")
         self.interactions = check_interactions(self.interactions, self.name, self.n_users, self.n_items)
         self.features = {k: check_features(k, v, self.n_items, self.name) for k, v in self.features.items()}
         if self.items is not None and len(self.items) != self.n_items:
@@ -182,7 +216,13 @@ class RecDataset:
         x_label = np.asarray(x_label)
         if x_label.shape != (len(self.interactions),):
             raise ValueError(f"x_label must have one entry per interaction ({len(self.interactions)}), got {x_label.shape}")
-        inter = self.interactions.assign(x_label=x_label.astype(np.int64))
+        codes = x_label.astype(np.int64) if x_label.dtype.kind in "iu" or not len(x_label) else None
+        if codes is None or not np.isin(codes, list(SPLIT_NAMES)).all():
+            bad = np.flatnonzero(~np.isin(x_label, list(SPLIT_NAMES)))
+            row = int(bad[0]) if len(bad) else 0
+            raise DataError(f"{self.name}: x_label row {row} is {x_label[row]} (dtype {x_label.dtype}); expected "
+                            "integer codes 0, 1 or 2")
+        inter = self.interactions.assign(x_label=codes)
         return dataclasses.replace(self, interactions=inter)
 
     def part(self, split: int | str) -> pd.DataFrame:

@@ -10,28 +10,23 @@
 """
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .dataset import DataError, RecDataset, check_features, check_interactions
+from .dataset import MAX_ID, DataError, RecDataset, check_features, check_interactions, inferred_size
+from .files import check_name, load_matrix, open_text, verify_manifest, write_bundle
 from ..core.paths import cache_dir
-from ..core.storage import atomic_path, content_hash, load_arrays, save_arrays
+from ..core.storage import cached_arrays, content_hash
 
 MMREC_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
 _FEAT_SUFFIX = "_feat.npy"
 
 
 # ------------------------------------------------------------------------------------------------ MMRec
-def _open_text(path: Path) -> io.TextIOBase:
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
-
-
 def _find_inter(folder: Path, name: str | None) -> Path:
     candidates = sorted(folder.glob("*.inter")) + sorted(folder.glob("*.inter.gz"))
     if name is not None:
@@ -47,8 +42,8 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
     """Read an MMRec ``.inter`` file into the workbench's column names (``user_id, item_id, rating,
     timestamp, x_label``), checking the header and every value."""
     path = Path(path)
-    with _open_text(path) as fh:
-        header = fh.readline().rstrip("\n").split("\t")
+    with open_text(path) as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
         if tuple(header) != MMREC_COLUMNS:
             missing = [c for c in MMREC_COLUMNS if c not in header]
             extra = [c for c in header if c not in MMREC_COLUMNS]
@@ -56,17 +51,35 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
                 f"{path}: header {header} does not match the MMRec columns {list(MMREC_COLUMNS)} "
                 f"(missing {missing}, unexpected {extra}); expected tab-separated columns in that order"
             )
-        try:
-            raw = pd.read_csv(fh, sep="\t", header=None, names=list(MMREC_COLUMNS), dtype=str, keep_default_na=False)
+        try:  # no names: a row with more fields than the first one is a parser error, never shifted or cut
+            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            raw = pd.DataFrame(columns=list(MMREC_COLUMNS))
         except pd.errors.ParserError as err:
-            raise DataError(f"{path}: malformed row ({err}); expected {len(MMREC_COLUMNS)} tab-separated fields") from err
+            raise DataError(f"{path}: {_field_count_error(str(err))}; expected {len(MMREC_COLUMNS)} tab-separated "
+                            "fields per row") from err
     if raw.empty:
         raise DataError(f"{path}: no interaction rows after the header")
+    if raw.shape[1] != len(MMREC_COLUMNS):
+        raise DataError(f"{path}: data row 0 has {raw.shape[1]} tab-separated fields; expected {len(MMREC_COLUMNS)}")
+    raw.columns = list(MMREC_COLUMNS)
     if (raw == "").any(axis=1).any():
         row = int(np.flatnonzero((raw == "").any(axis=1).to_numpy())[0])
         raise DataError(f"{path}: data row {row}: empty field(s) or wrong number of fields; expected {len(MMREC_COLUMNS)}")
     df = raw.rename(columns={"userID": "user_id", "itemID": "item_id"})
     return check_interactions(df, str(path), duplicates=duplicates)
+
+
+def _field_count_error(message: str) -> str:
+    """Which data row has the wrong number of fields, from pandas' "Expected K fields in line N, saw M" (pandas
+    takes K from the first data row, so a K other than 5 means that row is the bad one)."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if found is None:
+        return f"malformed row ({message.strip()})"
+    expected, line, saw = map(int, found.groups())
+    if expected != len(MMREC_COLUMNS):
+        return f"data row 0 has {expected} fields"
+    return f"data row {line - 1} has {saw} fields"
 
 
 def load_mmrec(folder: str | Path, name: str | None = None, duplicates: str = "error") -> RecDataset:
@@ -75,21 +88,19 @@ def load_mmrec(folder: str | Path, name: str | None = None, duplicates: str = "e
     ``max(itemID) + 1``. Raises :class:`DataError` naming the file and row for bad input."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"{folder}: not a folder; expected an MMRec bundle folder")
+        aside = sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []
+        hint = f" (a save was interrupted: the previous bundle is at {aside[-1]})" if aside else ""
+        raise DataError(f"{folder}: not a folder; expected an MMRec bundle folder{hint}")
     inter_path = _find_inter(folder, name)
-    inter = read_mmrec_inter(inter_path, duplicates=duplicates)
     feats = {p.name[: -len(_FEAT_SUFFIX)]: p for p in sorted(folder.glob(f"*{_FEAT_SUFFIX}"))}
-    arrays = {}
-    for modality, path in feats.items():
-        try:
-            arrays[modality] = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise DataError(f"{path}: not a plain .npy float matrix ({err})") from err
-    rows = {m: a.shape[0] if a.ndim else 0 for m, a in arrays.items()}
+    verify_manifest(folder, [inter_path.name, *(p.name for p in feats.values())])
+    inter = read_mmrec_inter(inter_path, duplicates=duplicates)
+    arrays = {modality: load_matrix(path) for modality, path in feats.items()}
+    rows = {m: a.shape[0] for m, a in arrays.items()}
     if len(set(rows.values())) > 1:
         raise DataError(f"{folder}: feature files disagree on the number of items: "
                         + ", ".join(f"{feats[m].name} has {r} rows" for m, r in rows.items()))
-    n_items = next(iter(rows.values())) if rows else int(inter["item_id"].max()) + 1
+    n_items = next(iter(rows.values())) if rows else inferred_size(inter["item_id"].to_numpy(), "itemID", inter_path)
     bad_item = inter["item_id"].to_numpy() >= n_items
     if bad_item.any():
         row = int(np.flatnonzero(bad_item)[0])
@@ -97,7 +108,8 @@ def load_mmrec(folder: str | Path, name: str | None = None, duplicates: str = "e
                         f"{n_items} rows of {', '.join(p.name for p in feats.values())}; expected itemID < {n_items}")
     features = {m: check_features(m, a, n_items, str(feats[m])) for m, a in arrays.items()}
     stem = inter_path.name.split(".inter")[0]
-    ds = RecDataset(name=stem, interactions=inter, n_users=int(inter["user_id"].max()) + 1, n_items=n_items,
+    n_users = inferred_size(inter["user_id"].to_numpy(), "userID", inter_path)
+    ds = RecDataset(name=stem, interactions=inter, n_users=n_users, n_items=n_items,
                     features=features, description=f"MMRec bundle {folder}")
     ds.part("train")  # an empty training split is an error
     ds.check_trainable()
@@ -105,21 +117,28 @@ def load_mmrec(folder: str | Path, name: str | None = None, duplicates: str = "e
 
 
 def save_mmrec(dataset: RecDataset, folder: str | Path, name: str | None = None) -> Path:
-    """Write ``dataset`` (which must be split) as an MMRec bundle: ``<name>.inter`` and one
-    ``<modality>_feat.npy`` per modality, each written atomically. Returns the ``.inter`` path."""
+    """Write ``dataset`` (which must be split) as an MMRec bundle: ``<name>.inter``, one ``<modality>_feat.npy``
+    per modality and a manifest of checksums, as one unit (see :func:`workbench.data.files.write_bundle`): a
+    failure midway leaves the previous bundle as it was, and a modality the dataset no longer has leaves no
+    stale file behind. ``name`` must be a plain file name. Returns the ``.inter`` path."""
     if not dataset.is_split:
         raise ValueError(f"{dataset.name}: MMRec bundles carry x_label; split the dataset first")
-    folder = Path(folder)
-    name = name or dataset.name
+    name = check_name(name or dataset.name, "bundle name")
+    for modality in dataset.features:
+        check_name(modality, "modality name")
     inter = dataset.interactions.rename(columns={"user_id": "userID", "item_id": "itemID"})[list(MMREC_COLUMNS)]
-    target = folder / f"{name}.inter"
-    with atomic_path(target) as tmp:
-        inter.to_csv(tmp, sep="\t", index=False)
-    for modality, X in dataset.features.items():
-        with atomic_path(folder / f"{modality}{_FEAT_SUFFIX}") as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, X.astype(np.float32))
-    return target
+
+    def feature_writer(X):
+        def write(path):
+            with open(path, "wb") as fh:
+                np.save(fh, np.asarray(X, dtype=np.float32))
+        return write
+
+    writers = {f"{name}.inter": lambda path: inter.to_csv(path, sep="\t", index=False),
+               **{f"{m}{_FEAT_SUFFIX}": feature_writer(X) for m, X in dataset.features.items()}}
+    owned = lambda f: f.endswith((".inter", ".inter.gz", _FEAT_SUFFIX))  # noqa: E731
+    folder = write_bundle(folder, writers, owned, "MMRec bundle")
+    return folder / f"{name}.inter"
 
 
 # ----------------------------------------------------------------------------------------------- ml-100k
@@ -183,29 +202,35 @@ def load_ml100k(use_cache: bool = True, device: str | None = None) -> RecDataset
 def _cached_text_features(texts: list[str], tag: str, use_cache: bool, device: str | None) -> np.ndarray:
     from .encoders import encode_texts, encoder_versions
 
-    path = cache_dir() / f"{tag}-text-{content_hash({'texts': texts, 'encoders': encoder_versions()})}.npz"
-    if use_cache and path.exists():
-        return load_arrays(path)["text"]
-    text = encode_texts(texts, device=device)
-    if use_cache:
-        save_arrays(path, {"text": text})
-    return text
+    key = content_hash({"texts": texts, "encoders": encoder_versions()}, length=64)
+
+    def check(arrays: dict[str, np.ndarray]) -> None:
+        if arrays.get("text", np.empty(0)).shape[:1] != (len(texts),):
+            raise ValueError(f"expected {len(texts)} rows of text features")
+
+    return cached_arrays(cache_dir() / f"{tag}-text-{key[:16]}.npz", key,
+                         lambda: {"text": encode_texts(texts, device=device)}, check, use_cache)["text"]
 
 
 # ------------------------------------------------------------------------------------------ sequence files
+_ID_TOKEN = re.compile(r"[0-9]{1,10}", re.ASCII)  # ASCII digits only: str.isdigit also accepts '١٢' or '²'
+
+
 def read_sequences(path: str | Path, one_based: bool = True) -> list[np.ndarray]:
     """Read ``user item item ...`` lines (items in time order). Returns one int64 array of 0-based item ids
-    per line; line ``u`` is user ``u`` (the user token must equal the line's 1-based number)."""
+    per line; line ``u`` is user ``u`` (the user token must equal the line's 1-based number). Ids are ASCII
+    digits below ``2**31``; lines are bounded (:data:`~workbench.data.files.MAX_LINE_CHARS`)."""
     path = Path(path)
     seqs = []
-    with _open_text(path) as fh:
+    with open_text(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             tokens = line.split()
             if not tokens:
                 raise DataError(f"{path}: line {lineno} is empty; expected `user item item ...`")
-            if not all(re.fullmatch(r"\d+", t) for t in tokens):
-                bad = next(t for t in tokens if not re.fullmatch(r"\d+", t))
-                raise DataError(f"{path}: line {lineno}: token {bad!r} is not a non-negative integer id")
+            bad = next((t for t in tokens if not _ID_TOKEN.fullmatch(t) or int(t) > MAX_ID), None)
+            if bad is not None:
+                raise DataError(f"{path}: line {lineno}: token {bad[:40]!r} is not an integer id in [0, {MAX_ID}] "
+                                "written with ASCII digits")
             ids = np.array(tokens, dtype=np.int64)
             if len(ids) < 2:
                 raise DataError(f"{path}: line {lineno}: user {ids[0]} has no items")
@@ -232,6 +257,7 @@ def load_sequences(path: str | Path, name: str | None = None, one_based: bool = 
         "timestamp": np.arange(len(items)) - np.repeat(starts, lengths),  # position within the sequence
     })
     inter = check_interactions(df, str(path), duplicates="last")
+    n_items = inferred_size(items, "item id", path)
     return RecDataset(name=name or Path(path).name.split(".")[0], interactions=inter, n_users=len(seqs),
-                      n_items=int(items.max()) + 1, description=f"sequence file {path}")
+                      n_items=n_items, description=f"sequence file {path}")
 

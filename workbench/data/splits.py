@@ -20,7 +20,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .dataset import TEST, TRAIN, VALID
+from .dataset import TEST, TRAIN, VALID, DataError
+
+
+def _columns(interactions: pd.DataFrame, names: tuple[str, ...], split: str) -> list[np.ndarray]:
+    """The named columns as arrays; a clear error for a table that is empty or lacks one."""
+    if not isinstance(interactions, pd.DataFrame):
+        raise TypeError(f"{split} expects an interaction table (pandas DataFrame), got {type(interactions).__name__}")
+    missing = [c for c in names if c not in interactions.columns]
+    if missing:
+        raise DataError(f"{split}: the interaction table lacks column(s) {missing}; found {list(interactions.columns)}")
+    if interactions.empty:
+        raise DataError(f"{split}: the interaction table is empty; nothing to split")
+    return [interactions[c].to_numpy() for c in names]
 
 
 def _rank_within_user(users: np.ndarray, order_key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,12 +55,12 @@ def random_split(interactions: pd.DataFrame, valid: float = 0.1, test: float = 0
     interactions are all held out (zero-shot items). Returns ``x_label`` ``(n_interactions,)``."""
     if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
         raise ValueError(f"valid and test must be fractions with valid + test < 1, got {valid}, {test}")
-    users = interactions["user_id"].to_numpy()
+    users, item_ids = _columns(interactions, ("user_id", "item_id"), "random_split")
     rng = np.random.default_rng(seed)
     key = rng.random(len(users))
     held = np.zeros(len(users), dtype=bool)
     if holdout_items is not None:
-        held = _item_membership(interactions["item_id"].to_numpy(), holdout_items)
+        held = _item_membership(item_ids, holdout_items)
     labels = np.full(len(users), TRAIN, dtype=np.int64)
     labels[~held] = _per_user_labels(users[~held], key[~held], valid, test)
     labels[held] = np.where(rng.random(int(held.sum())) < 0.5, VALID, TEST)
@@ -82,8 +94,8 @@ def _per_user_labels(users: np.ndarray, key: np.ndarray, valid: float, test: flo
 
 def leave_one_out(interactions: pd.DataFrame) -> np.ndarray:
     """Chronological leave-one-out per user (see module doc). Returns ``x_label``."""
-    users = interactions["user_id"].to_numpy()
-    pos, size = _rank_within_user(users, interactions["timestamp"].to_numpy())
+    users, timestamps = _columns(interactions, ("user_id", "timestamp"), "leave_one_out")
+    pos, size = _rank_within_user(users, timestamps)
     labels = np.full(len(users), TRAIN, dtype=np.int64)
     eligible = size >= 3
     labels[eligible & (pos == size - 1)] = TEST
@@ -98,8 +110,9 @@ def temporal_split(interactions: pd.DataFrame, test: float = 0.1, valid: float =
     """
     if not (0 < test < 1 and 0 <= valid < 1):
         raise ValueError(f"test must be in (0, 1) and valid in [0, 1), got {test}, {valid}")
-    n = len(interactions)
-    order = np.lexsort((np.arange(n), interactions["timestamp"].to_numpy()))
+    (timestamps,) = _columns(interactions, ("timestamp",), "temporal_split")
+    n = len(timestamps)
+    order = np.lexsort((np.arange(n), timestamps))
     n_test = int(round(test * n))
     n_valid = int(round(valid * (n - n_test)))
     labels_sorted = np.full(n, TRAIN, dtype=np.int64)

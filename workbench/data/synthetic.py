@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from ..core.config import preset
 from .dataset import RecDataset
 from ..core.paths import cache_dir
-from ..core.storage import content_hash, load_arrays, save_arrays
+from ..core.storage import cached_arrays, content_hash
 
 
 CATEGORIES = ("t-shirt", "dress", "trousers", "shoe", "handbag", "hat", "mug", "lamp")
@@ -366,29 +366,45 @@ def cache_key(cfg: CatalogueConfig) -> str:
                          "encoders": encoder_versions()})
 
 
+def _catalogue_arrays(cfg: CatalogueConfig, device: str | None, progress: bool) -> dict[str, np.ndarray]:
+    """The catalogue of ``cfg`` with its encoded features, as the named arrays of its cache file."""
+    from .encoders import encode_images, encode_texts
+
+    ds = make_catalogue(cfg)
+    arrays = {f"inter_{c}": ds.interactions[c].to_numpy() for c in ds.interactions.columns}
+    arrays |= {f"item_{c}": _plain(ds.items[c]) for c in ds.items.columns}
+    arrays |= {f"user_{c}": _plain(ds.users[c]) for c in ds.users.columns}
+    arrays["images"] = ds.images
+    arrays["feat_image"] = encode_images(ds.images, device=device, progress=progress)
+    arrays["feat_text"] = encode_texts(item_text(ds.items), device=device, progress=progress)
+    return arrays
+
+
+def _check_catalogue_arrays(arrays: dict[str, np.ndarray], cfg: CatalogueConfig) -> None:
+    """Raise ``ValueError`` unless a cached catalogue has the tables and sizes ``cfg`` asks for."""
+    for name in ("inter_user_id", "inter_item_id", "images", "feat_image", "feat_text"):
+        if name not in arrays:
+            raise ValueError(f"array {name!r} is missing")
+    rows = {k: len(v) for k, v in arrays.items() if k.startswith(("item_", "images", "feat_"))}
+    if set(rows.values()) != {cfg.n_items}:
+        raise ValueError(f"item tables do not all have {cfg.n_items} rows: {rows}")
+    users = {k: len(v) for k, v in arrays.items() if k.startswith("user_")}
+    if set(users.values()) != {cfg.n_users}:
+        raise ValueError(f"user tables do not all have {cfg.n_users} rows: {users}")
+
+
 def load_synthetic(profile: str | None = None, config: CatalogueConfig | None = None, use_cache: bool = True,
                    device: str | None = None, progress: bool = False) -> RecDataset:
     """The synthetic catalogue with EfficientNet-Lite0 ``image`` and MiniLM ``text`` features.
 
     Built once per config (``config`` or the active profile's preset) and cached in
-    ``data/cache/synthetic-<hash>.npz``; later calls load the cache. The planted item attributes are in
+    ``data/cache/synthetic-<hash>.npz``; later calls load the cache (validated: a damaged or mismatched cache is
+    rebuilt). The planted item attributes are in
     ``dataset.items``, the planted user tastes in ``dataset.users``."""
     cfg = config if config is not None else catalogue_config(profile)
-    path = cache_dir() / f"synthetic-{cache_key(cfg)}.npz"
-    if use_cache and path.exists():
-        arrays = load_arrays(path)
-    else:
-        from .encoders import encode_images, encode_texts
-
-        ds = make_catalogue(cfg)
-        arrays = {f"inter_{c}": ds.interactions[c].to_numpy() for c in ds.interactions.columns}
-        arrays |= {f"item_{c}": _plain(ds.items[c]) for c in ds.items.columns}
-        arrays |= {f"user_{c}": _plain(ds.users[c]) for c in ds.users.columns}
-        arrays["images"] = ds.images
-        arrays["feat_image"] = encode_images(ds.images, device=device, progress=progress)
-        arrays["feat_text"] = encode_texts(item_text(ds.items), device=device, progress=progress)
-        if use_cache:
-            save_arrays(path, arrays)
+    key = cache_key(cfg)
+    arrays = cached_arrays(cache_dir() / f"synthetic-{key}.npz", key, lambda: _catalogue_arrays(cfg, device, progress),
+                           lambda a: _check_catalogue_arrays(a, cfg), use_cache=use_cache)
     def table(prefix: str) -> pd.DataFrame:
         return pd.DataFrame({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
 

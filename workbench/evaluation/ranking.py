@@ -7,6 +7,11 @@ pass ``exclude=train + valid`` to mask them as RecBole does. Recall divides hits
 ground-truth items (MMRec), NDCG uses binary gains with the ideal DCG of ``min(n_pos, K)`` hits, MAP@K divides
 by ``min(n_pos, K)``. With one ground-truth item per user (leave-one-out) Recall@K equals HR@K.
 
+Ties: items with equal scores are ranked by item id, the lower id first, on every device (``torch.topk`` alone
+breaks ties in an order that differs between CPU and GPU); this decides which of several equally scored items
+fill the last places of a top-K list (a popularity ranking has many). Scores must be finite: a NaN or an
+infinity from the model is an error naming it (a NaN would otherwise rank first).
+
 Stratum metrics (cold-start analysis) keep the full ranking over all items but restrict the ground truth to the
 stratum's items; users without a ground-truth item in the stratum are not evaluated for it.
 """
@@ -92,6 +97,24 @@ def mask_seen(scores: torch.Tensor, exclude: sp.csr_matrix, users: np.ndarray) -
     return scores
 
 
+def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices ``(B, k)`` of each row's ``k`` highest scores, best first, ties broken by the lower index (the
+    same on every device)."""
+    vals, idx = scores.topk(k, dim=1)
+    kth = vals[:, -1:]
+    crowded = torch.nonzero((scores >= kth).sum(1) > k).flatten()  # rows whose k-th score is shared past the cut
+    if len(crowded):
+        s, t = scores[crowded], kth[crowded]
+        above, tied = s > t, s == t
+        room = k - above.sum(1, keepdim=True)
+        chosen = above | (tied & (tied.cumsum(1) <= room))  # the lowest-id tied items fill the free places
+        idx[crowded] = torch.nonzero(chosen)[:, 1].view(len(crowded), k)
+        vals[crowded] = s.gather(1, idx[crowded])
+    order = idx.argsort(dim=1)  # by id, then stably by score: equal scores keep id order
+    vals, idx = vals.gather(1, order), idx.gather(1, order)
+    return idx.gather(1, vals.argsort(dim=1, descending=True, stable=True))
+
+
 def _membership(top: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, n_items: int) -> torch.Tensor:
     """``hits[b, j]`` = whether ``top[b, j]`` is among the pairs ``(rows, cols)``; no dense (B, n_items) matrix."""
     keys = torch.sort(rows * n_items + cols).values
@@ -143,6 +166,8 @@ def evaluate_ranking(
     strata: dict[str, np.ndarray] | None = None,
     batch_size: int = 2048,
     device: torch.device | str | None = None,
+    name: str | None = None,
+    candidates: np.ndarray | None = None,
 ) -> RankingReport:
     """Full-ranking top-K evaluation, batched over users, vectorized on CPU or GPU.
 
@@ -154,12 +179,17 @@ def evaluate_ranking(
         strata: name -> boolean item mask ``(n_items,)``; adds one restricted report per stratum.
         batch_size: users per batch; device: where scoring and ranking run (default: the score function's
             ``device`` attribute if it has one, as :class:`DotScorer` does, else the CPU).
+        name: the model's name in error messages (default: the score function's class or function name).
+        candidates: boolean item mask ``(n_items,)``: only these items are ranked (the others are removed, as
+            seen items are), e.g. to rank cold items among themselves; ``None``: every item.
 
     Under torch.distributed each process ranks a contiguous share of the users and every process receives the
     whole report (the same numbers as one process: each user's metrics depend on that user's scores only).
     """
     ks, gt, users, dev = _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device)
+    model_name = name or getattr(score_fn, "__qualname__", None) or type(score_fn).__name__
     n_items = gt.shape[1]
+    outside = _outside(candidates, n_items, dev)
     masks = {name: torch.as_tensor(np.asarray(m, dtype=bool), device=dev) for name, m in (strata or {}).items()}
     for name, m in masks.items():
         if m.shape != (n_items,):
@@ -172,8 +202,8 @@ def evaluate_ranking(
     with torch.no_grad():
         for start in range(0, len(mine), batch_size):
             batch = mine[start:start + batch_size]
-            scores = _batch_scores(score_fn, batch, buffer, exclude, n_items, dev)
-            top = scores.topk(ks[-1], dim=1).indices  # (B, maxK), best first
+            scores = _batch_scores(score_fn, batch, buffer, n_items, (exclude, outside), dev, model_name)
+            top = top_k(scores, ks[-1])  # (B, maxK), best first
             r, c = (torch.as_tensor(a, device=dev) for a in _rows_to_index(gt, batch))
             hits = _membership(top, r, c, n_items)  # (B, maxK) bool
             for name, (h, n_pos, keep) in _by_stratum(hits, top, r, c, len(batch), masks).items():
@@ -206,8 +236,21 @@ def _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device):
     return ks, gt, users, dev
 
 
-def _batch_scores(score_fn, batch: np.ndarray, buffer, exclude, n_items: int, dev) -> torch.Tensor:
-    """Scores ``(B, n_items)`` of one batch of users, seen items at ``-inf``."""
+def _outside(candidates: np.ndarray | None, n_items: int, dev) -> torch.Tensor | None:
+    """The items outside ``candidates`` as a boolean tensor (``None`` when every item is a candidate)."""
+    if candidates is None:
+        return None
+    candidates = np.asarray(candidates, dtype=bool)
+    if candidates.shape != (n_items,) or not candidates.any():
+        raise ValueError(f"candidates must be a non-empty boolean item mask of shape ({n_items},)")
+    return torch.as_tensor(~candidates, device=dev)
+
+
+def _batch_scores(score_fn, batch: np.ndarray, buffer, n_items: int, masks: tuple, dev, name: str) -> torch.Tensor:
+    """Scores ``(B, n_items)`` of one batch of users with the seen items (``exclude``) and those outside the
+    candidates (``outside``), ``masks = (exclude, outside)``, at ``-inf``; an error naming the model if it
+    returned a non-finite score."""
+    exclude, outside = masks
     batch_t = torch.as_tensor(batch, device=dev)
     if buffer is not None:
         scores = score_fn.score_into(batch_t, buffer[:len(batch)])
@@ -215,9 +258,18 @@ def _batch_scores(score_fn, batch: np.ndarray, buffer, exclude, n_items: int, de
         scores = score_fn(batch_t)
         if scores.shape != (len(batch), n_items):
             raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
-        scores = scores.float().clone() if exclude is not None else scores.float()
+        masked = exclude is not None or outside is not None
+        scores = scores.float().clone() if masked else scores.float()  # never write into the model's tensors
+    finite = torch.isfinite(scores).all(1)
+    if not bool(finite.all()):
+        bad = batch[~finite.cpu().numpy()]
+        raise ValueError(f"{name}: non-finite scores (NaN or inf) for {len(bad)} user(s), e.g. user ids "
+                         f"{bad[:5].tolist()}; a model must score every item with a finite number (has training "
+                         "diverged?)")
     if exclude is not None:
         mask_seen(scores, exclude, batch)
+    if outside is not None:
+        scores[:, outside] = -torch.inf
     return scores
 
 

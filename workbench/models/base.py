@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import RecDataset
-from ..evaluation.ranking import METRICS, RankingReport, evaluate_split, mask_seen
+from ..evaluation.ranking import METRICS, RankingReport, evaluate_split, mask_seen, top_k
 
 _REGISTRY: dict[str, type] = {}
 
@@ -75,8 +75,8 @@ class Recommender:
         scores = self.score(user_ids).float().clone()
         if exclude is not None:
             mask_seen(scores, exclude, user_ids.cpu().numpy())
-        top = scores.topk(k, dim=1)
-        return Recommendation(top.indices, top.values)
+        top = top_k(scores, k)  # ties: the lower item id first, as the evaluator ranks
+        return Recommendation(top, scores.gather(1, top))
 
     def evaluate(self, dataset: RecDataset, part: str = "test", strata: dict[str, np.ndarray] | None = None,
                  ks: Sequence[int] = (10, 20), metrics: Sequence[str] = METRICS, mask_valid: bool = False,
@@ -84,4 +84,4 @@ class Recommender:
         """Full-ranking metrics on one split (``part``: ``"test"`` or ``"valid"``) with training positives
         masked (validation ones too with ``mask_valid``); ``strata`` (name -> item mask) add restricted reports."""
         return evaluate_split(dataset, self.scorer(), part, mask_valid=mask_valid, ks=ks, metrics=metrics,
-                              strata=strata, batch_size=batch_size)
+                              strata=strata, batch_size=batch_size, name=type(self).__name__)

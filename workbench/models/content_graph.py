@@ -10,7 +10,7 @@ import torch
 
 from ..core.paths import cache_dir
 from ..core.sparse import csr_tensor, spmm
-from ..core.storage import content_hash, load_arrays, save_arrays
+from ..core.storage import cached_arrays, content_hash
 
 
 class _SparseMatmul(torch.autograd.Function):
@@ -57,10 +57,15 @@ def knn_graph(features: np.ndarray, k: int = 10, cache: bool = True, batch_size:
     n = len(X)
     if not 1 <= k < n:
         raise ValueError(f"k must be in [1, n_items - 1 = {n - 1}], got {k}")
-    path = Path(cache_dir()) / f"knn-{content_hash(X)}-k{k}.npz"
-    if cache and path.exists():
-        a = load_arrays(path)
-        return sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, n))
+    digest = content_hash(X, length=64)
+    arrays = cached_arrays(Path(cache_dir()) / f"knn-{digest[:16]}-k{k}.npz", f"knn {digest} k={k}",
+                           lambda: _knn_arrays(X, k, batch_size), lambda a: check_csr(a, n, k), use_cache=cache)
+    return sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, n))
+
+
+def _knn_arrays(X: np.ndarray, k: int, batch_size: int) -> dict[str, np.ndarray]:
+    """The normalized kNN graph of :func:`knn_graph` as CSR arrays."""
+    n = len(X)
     Xt = torch.nn.functional.normalize(torch.from_numpy(X), dim=1)
     neighbours = np.empty((n, k), dtype=np.int64)
     for start in range(0, n, batch_size):
@@ -73,9 +78,21 @@ def knn_graph(features: np.ndarray, k: int = 10, cache: bool = True, batch_size:
     deg = np.asarray(S.sum(1)).ravel()
     inv = np.where(deg > 0, deg ** -0.5, 0.0).astype(np.float32)
     S = sp.csr_matrix(sp.diags(inv) @ S @ sp.diags(inv), dtype=np.float32)
-    if cache:
-        save_arrays(path, {"data": S.data, "indices": S.indices, "indptr": S.indptr})
-    return S
+    return {"data": S.data, "indices": S.indices, "indptr": S.indptr}
+
+
+def check_csr(arrays: dict[str, np.ndarray], n: int, k: int) -> None:
+    """Raise ``ValueError`` unless ``arrays`` hold a well-formed ``(n, n)`` CSR graph with ``k`` finite edges
+    per row (the shape :func:`knn_graph` builds)."""
+    data, indices, indptr = (arrays.get(name) for name in ("data", "indices", "indptr"))
+    if data is None or indices is None or indptr is None:
+        raise ValueError("expected CSR arrays data, indices and indptr")
+    if indptr.shape != (n + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) != k):
+        raise ValueError(f"indptr does not describe {n} rows of {k} neighbours")
+    if data.shape != (n * k,) or indices.shape != (n * k,) or not np.isfinite(data).all():
+        raise ValueError(f"expected {n * k} finite edges, got data {data.shape}, indices {indices.shape}")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"a column index is outside [0, {n})")
 
 
 def content_graph(features: dict[str, np.ndarray], k: int = 10, weights: dict[str, float] | None = None,

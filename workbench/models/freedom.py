@@ -95,7 +95,7 @@ class FREEDOM(GraphModel):
         modal = 0.0
         for m in self.modalities_:
             feats = getattr(self, f"feat_{m}")
-            proj = (self.projections[m](feats) if uniq is None else project_rows(self.projections[m], feats, uniq))[inv]
+            proj = rows(self.projections[m](feats) if uniq is None else project_rows(self.projections[m], feats, uniq), inv)
             modal = modal + bpr_loss((u * proj[:len(pos)]).sum(-1), (u * proj[len(pos):]).sum(-1))
         out["modal_bpr"] = self.config.modal_weight * modal
         if self.config.reg_weight:

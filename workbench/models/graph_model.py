@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..core.config import resolve_config
+from ..core.runtime import seeded
 from ..core.storage import content_hash
 from ..data.dataset import TRAIN, VALID, RecDataset
 from ..evaluation.ranking import DotScorer, evaluate_split
@@ -41,7 +42,8 @@ EVAL_BATCH = 4096  # users per evaluation batch
 
 def rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``table[idx]`` by ``index_select``, whose backward (an index_add) is cheaper on a CPU than that of
-    advanced indexing (an accumulating index_put)."""
+    advanced indexing (an accumulating index_put), and deterministic: with several CPU threads the accumulating
+    index_put adds repeated rows' gradients in a varying order (measured: two FREEDOM fits at one seed differed)."""
     return table.index_select(0, idx)
 
 
@@ -103,8 +105,7 @@ class GraphModel(nn.Module, Recommender, Trainable):
             raise ValueError(f"{dataset.name}: {type(self).__name__} needs a split dataset (workbench.data.splits)")
         self.dataset_name_, self.n_users_, self.n_items_ = dataset.name, dataset.n_users, dataset.n_items
         self.train_matrix_ = dataset.matrix(TRAIN)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             self._build(dataset)
         return self
 
@@ -157,7 +158,7 @@ class GraphModel(nn.Module, Recommender, Trainable):
 
     def validate(self, dataset: RecDataset) -> dict[str, float]:
         return evaluate_split(dataset, self.scorer(), VALID, ks=(10, 20), metrics=("recall", "ndcg"),
-                              batch_size=EVAL_BATCH).metrics
+                              batch_size=EVAL_BATCH, name=type(self).__name__).metrics
 
     # -- the model -------------------------------------------------------------------------------------------
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:

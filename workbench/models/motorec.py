@@ -210,14 +210,15 @@ class MoToRec(GraphModel):
         runs it at the start of a fresh run; calling it first lets a notebook look at the warmed-up codes."""
         self.build(dataset, seed)
         c = self.config
-        for m in self.modalities_:
+        for k, m in enumerate(self.modalities_):
             tok, X = self.tokenizers[m], self.features(m)
+            own = int(np.random.default_rng([seed, k]).integers(2 ** 31))  # each modality its own stream
             if c.use_rqvae and c.tokenizer_warmup:
-                tok.fit(X, weights=self.item_weights, epochs=c.tokenizer_warmup, batch_size=512, seed=seed,
+                tok.fit(X, weights=self.item_weights, epochs=c.tokenizer_warmup, batch_size=512, seed=own,
                         device=str(X.device), progress=False, eval_every=10 ** 9)
             elif c.use_rqvae:
-                sample = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed))[:16384]
-                tok.init_codebooks(X[sample.to(X.device)], seed=seed)
+                sample = torch.randperm(len(X), generator=torch.Generator().manual_seed(own))[:16384]
+                tok.init_codebooks(X[sample.to(X.device)], seed=own)
             self._refresh(m)
         return self
 

@@ -44,7 +44,7 @@ class VBPR(GraphModel):
     def loss(self, users, pos, neg):
         both = torch.cat([pos, neg])
         uniq, inv = both.unique(return_inverse=True)  # project each distinct item once
-        items = self._items(uniq)[inv]
+        items = rows(self._items(uniq), inv)  # index_select: a deterministic backward on a CPU
         i, j = items[:len(pos)], items[len(pos):]
         u = rows(self.user_emb, users)
         return {"bpr": bpr_loss((u * i).sum(-1), (u * j).sum(-1)),

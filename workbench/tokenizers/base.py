@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.runtime import seeded
 from ..core.storage import content_hash
 from ..training.engine import Batch, StepOutput, Trainable, TrainConfig, batch_slices
 from .health import health_summary, level_health
@@ -115,6 +116,8 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
         dead-code resets, seeds 0-1: one batch 0-0.06% of items collide, the whole catalogue 0.11-0.20%). The
         default stays the larger sample: without dead-code resets a code that one small batch leaves empty is
         never used again."""
+        if not hasattr(self, "history_"):  # a first fit: the initialisation too is drawn from the seed
+            self.reset_parameters(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
         data.first_order = torch.randperm(len(data.x), generator=gen).to(data.x.device)
         sample = data.first_order[:data.init_sample]
@@ -139,6 +142,16 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
 
     def epoch_report(self, data: TokenizerData, epoch: int) -> dict[str, float]:
         return self.evaluate(data.X)
+
+    @torch.no_grad()
+    def reset_parameters(self, seed: int) -> None:
+        """Draw every layer's and codebook's initial values afresh from ``seed`` (the caller's random state is
+        left alone): a tokenizer's first ``fit(seed=s)`` gives the same result however it was constructed."""
+        device = next(self.parameters()).device
+        with seeded(seed, device):
+            for module in self.modules():
+                if module is not self and hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
 
     # ------------------------------------------------------------------------------------------ contract
     def init_codebooks(self, x: torch.Tensor, seed: int = 0, batch_size: int | None = None) -> None:
@@ -170,6 +183,11 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
         self.eval()
         device = next(self.parameters()).device
         as_tensor = isinstance(X, torch.Tensor)
+        if X.ndim != 2 or (self.input_dim is not None and X.shape[1] != self.input_dim):
+            raise ValueError(f"{type(self).__name__} expects an (n, {self.input_dim or 'F'}) feature matrix, got shape "
+                             f"{tuple(X.shape)}")
+        if len(X) == 0:
+            raise ValueError(f"{type(self).__name__}: no rows to encode (an empty feature matrix)")
         try:
             parts = [fn(torch.as_tensor(X[i:i + ENCODE_BATCH], dtype=torch.float32, device=device))
                      for i in range(0, len(X), ENCODE_BATCH)]

@@ -195,6 +195,18 @@ class ResidualQuantizer(nn.Module):
             self.register_buffer("ema_size", torch.ones(c.L, c.K))
             self.register_buffer("ema_sum", self.codebooks.data.clone())
 
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Fresh random codebooks from torch's current generator, and the state that goes with them (not yet
+        k-means initialised, usage at the grace level, EMA statistics from the new codebooks)."""
+        c = self.config
+        self.codebooks.copy_(torch.randn(self.codebooks.shape, device=self.codebooks.device) / c.D**0.5)
+        self.initialized.fill_(not c.kmeans_init)
+        self.usage.fill_(max(c.dead_code_threshold, 1.0))
+        if c.ema:
+            self.ema_size.fill_(1.0)
+            self.ema_sum.copy_(self.codebooks)
+
     # ------------------------------------------------------------------------------------------- lookup
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """The vector that is quantized: ``z`` itself (L2), or its direction (cosine)."""

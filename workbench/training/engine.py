@@ -17,6 +17,13 @@ A model joins by subclassing :class:`Trainable` and filling in its hooks. Per ep
    a checkpoint (rank 0 only), the progress bar and the callback.
 
 At the end the weights of the best epoch by validation ``metric`` (or the last epoch without one) are loaded.
+
+Determinism: the same seed gives the same run on a CPU, bit for bit, whatever ran before in the process (tested
+for every model and tokenizer). On a GPU some of the kernels used here accumulate with atomic additions in an
+unspecified order (embedding and ``index_select`` backward, ``index_add_``, sparse-dense products), so two GPU
+runs can differ in the last bits and, through early stopping, in the epoch kept. ``deterministic=True`` runs the
+fit under ``torch.use_deterministic_algorithms`` (slower; an operation without a deterministic CUDA kernel then
+stops with an error naming it).
 Test metrics never appear here: models have a separate ``evaluate(data, part="test")``.
 
 Under ``torchrun`` every process holds the whole model and data; each step's rows are split into contiguous
@@ -28,8 +35,10 @@ each process's share, as in any data-parallel training, so it differs from the o
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +51,7 @@ from torch import nn
 
 from ..core import distributed as dist
 from ..core.config import configure
-from ..core.runtime import get_device
+from ..core.runtime import check_seed, get_device
 from ..evaluation.selection import EarlyStopping
 from .checkpoint import load_checkpoint, run_key, save_checkpoint
 
@@ -64,6 +73,7 @@ class TrainConfig:
     checkpoint: str | None = None     # file resumed from when present, written after every epoch (rank 0)
     eval_every: int = 1               # epochs between `epoch_report`s (and always the last epoch)
     progress: bool = True
+    deterministic: bool = False       # torch.use_deterministic_algorithms during the fit (see the module doc)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every"):
@@ -74,6 +84,7 @@ class TrainConfig:
         if self.optimizer not in ("adam", "adamw") or self.mode not in ("max", "min"):
             raise ValueError(f"TrainConfig: optimizer must be 'adam' or 'adamw' and mode 'max' or 'min', got "
                              f"{self.optimizer!r}, {self.mode!r}")
+        check_seed(self.seed)
         if self.patience is not None and (self.metric is None or self.patience < 1):
             raise ValueError("TrainConfig.patience needs a validation metric and must be >= 1")
 
@@ -206,7 +217,7 @@ def train(model: Trainable, data: Any, config: TrainConfig, callback: Callable[[
     if config.metric is not None and known and config.metric not in known:
         raise ValueError(f"{type(model).__name__} validates on {list(known)}; metric={config.metric!r} is not one")
     devices = [_cuda_index(device)] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), _deterministic_algorithms(config.deterministic):
         run = _Run(model, data, config, callback, device)
         try:
             for epoch in run.epochs():
@@ -217,6 +228,22 @@ def train(model: Trainable, data: Any, config: TrainConfig, callback: Callable[[
             if run.bar is not None:
                 run.bar.close()
         return run.finish()
+
+
+@contextlib.contextmanager
+def _deterministic_algorithms(on: bool):
+    """``torch.use_deterministic_algorithms(True)`` for the block when ``on`` (cuBLAS needs a fixed workspace for
+    it), the caller's setting restored afterwards."""
+    if not on:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 class _Run:

@@ -1,0 +1,271 @@
+"""Safe file reading and writing for the loaders.
+
+* Text files (plain or ``.gz``) are read through :func:`open_text`: only regular files (a device such as
+  ``/dev/zero`` or a pipe is refused), UTF-8 (a byte-order mark is skipped), every line bounded by
+  :data:`MAX_LINE_CHARS` (a file without line breaks cannot fill the memory), and every decoding failure (latin-1
+  bytes, a truncated or corrupt ``.gz``) turned into a :class:`DataError` naming the file.
+* ``.npy`` matrices are memory-mapped (:func:`load_matrix`), never read whole, never unpickled; a file that is
+  empty, truncated, a renamed ``.npz`` or not ``.npy`` at all is a :class:`DataError` naming it.
+* A bundle of files is written as one unit (:func:`write_bundle`): into a temporary folder beside the target,
+  with a manifest of sizes and SHA-256 checksums, then swapped in; an interrupted write leaves the previous
+  bundle as it was. :func:`verify_manifest` lets a reader refuse a bundle whose files come from different saves.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .dataset import DataError
+
+MAX_LINE_CHARS = 1 << 22  # 4 Mi characters: a sequence line of ~500,000 items; far beyond any real row
+MANIFEST = "bundle.json"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """``name`` if it is a plain file-name stem (letters, digits, ``.``, ``_``, ``-``; no separator, not starting
+    with a dot), else a ``ValueError``: a name like ``'../x'`` must not write outside its folder."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError(f"{what} {name!r} is not a plain file name; expected letters, digits, '.', '_' or '-' "
+                         "(at most 128, not starting with '.'), with no path separator")
+    return name
+
+
+def _check_regular(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a folder, device or pipe); expected a data file")
+
+
+class BoundedText(io.TextIOBase):
+    """A read-only text stream over ``raw`` that raises :class:`DataError` when a line exceeds ``limit``
+    characters, or when decoding fails (bad UTF-8, a damaged ``.gz``), naming ``path``."""
+
+    def __init__(self, raw: io.TextIOBase, path: Path, limit: int = MAX_LINE_CHARS):
+        super().__init__()
+        self._raw, self._path, self._limit = raw, path, limit
+        self._run = 0  # characters since the last line break
+        self._line = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        if size is None or size < 0:
+            return "".join(iter(lambda: self.read(1 << 16), ""))
+        return self._take(self._guard(lambda: self._raw.read(min(size, self._limit))))
+
+    def readline(self, size: int | None = -1) -> str:
+        cap = self._limit + 1 if size is None or size < 0 else min(size, self._limit + 1)
+        return self._take(self._guard(lambda: self._raw.readline(cap)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.readline, "")
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def _guard(self, read: Callable[[], str]) -> str:
+        try:
+            return read()
+        except UnicodeDecodeError as err:
+            raise DataError(f"{self._path}: line {_undecodable_line(self._path)}: bytes that are not UTF-8 ({err.reason} at "
+                            f"{err.object[err.start:err.end]!r}); expected UTF-8 text (re-encode the file, e.g. "
+                            "from latin-1)") from err
+        except _GZIP_ERRORS as err:
+            raise DataError(f"{self._path}: truncated or corrupt gzip data near line {self._line} ({err}); "
+                            "expected a complete .gz file") from err
+
+    def _take(self, chunk: str) -> str:
+        """Track the current line's length over chunks (a chunk is at most ``limit`` long, so a line that
+        lies wholly inside one is within the limit)."""
+        first, last = chunk.find("\n"), chunk.rfind("\n")
+        run = self._run + (len(chunk) if first < 0 else first)
+        if run > self._limit:
+            raise DataError(f"{self._path}: line {self._line} is longer than {self._limit:,} characters; expected "
+                            "one record per line (is this the right file?)")
+        if first >= 0:
+            self._line += chunk.count("\n")
+            self._run = len(chunk) - last - 1
+        else:
+            self._run = run
+        return chunk
+
+
+def _undecodable_line(path: Path) -> int | str:
+    """The line holding the first byte sequence that is not UTF-8 (text streams decode in large chunks, so the
+    line being read when decoding fails can be far earlier): a second, binary pass, run only on that error."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as err:
+                    return line + block[:max(err.start - len(err.object) + len(block), 0)].count(b"\n")
+                line += block.count(b"\n")
+    except (OSError, *_GZIP_ERRORS):
+        pass
+    return "?"
+
+
+def open_text(path: str | Path, limit: int = MAX_LINE_CHARS) -> BoundedText:
+    """Open a regular UTF-8 text file, gzip-compressed when it ends in ``.gz``, as a :class:`BoundedText`."""
+    path = Path(path)
+    _check_regular(path)
+    if path.suffix == ".gz":
+        raw = gzip.open(path, "rt", encoding="utf-8-sig", newline=None)
+    else:
+        raw = open(path, encoding="utf-8-sig", newline=None)
+    return BoundedText(raw, path, limit)
+
+
+def load_matrix(path: str | Path) -> np.ndarray:
+    """A 2-D real-valued ``.npy`` matrix, memory-mapped copy-on-write (pages are read when used; the file is never
+    changed). Refuses, naming the file: an empty or truncated file, a ``.npz`` archive renamed ``.npy``, other
+    formats, object arrays (never unpickled), 0-D/1-D/3-D arrays, complex or non-numeric dtypes, zero columns."""
+    path = Path(path)
+    _check_regular(path)
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if not magic:
+        raise DataError(f"{path}: empty file (0 bytes); expected a .npy float matrix")
+    if magic.startswith(_ZIP_MAGIC):
+        raise DataError(f"{path}: a zip archive (an .npz renamed .npy?); expected a plain .npy float matrix")
+    if magic != _NPY_MAGIC:
+        raise DataError(f"{path}: not a .npy file (starts with {magic!r}); expected a .npy float matrix")
+    try:
+        X = np.load(path, mmap_mode="c", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path}: unreadable .npy ({err}; truncated, or an object array); expected a .npy float "
+                        "matrix") from err
+    if X.ndim != 2:
+        raise DataError(f"{path}: array of shape {X.shape}; expected a 2-D (n_items, d) matrix")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise DataError(f"{path}: dtype {X.dtype}; expected real numbers (float or integer)")
+    if X.shape[1] == 0:
+        raise DataError(f"{path}: matrix of shape {X.shape} has no columns; expected d >= 1 features per item")
+    return X
+
+
+# ----------------------------------------------------------------------------------------------- bundles
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_bundle(folder: str | Path, writers: dict[str, Callable[[Path], None]], owned: Callable[[str], bool],
+                 kind: str) -> Path:
+    """Write the files ``name -> writer(path)`` as one unit into ``folder`` (replacing a previous bundle there).
+
+    The files and a manifest (:data:`MANIFEST`: each file's size and SHA-256) go to a temporary folder beside
+    ``folder``, which is then swapped in for it (the old folder is renamed aside, the new one renamed in, the
+    old one deleted), under a lock file so that two writers cannot interleave. A failure while writing (a full
+    disk, an error in a writer) leaves the previous bundle untouched and no temporary folder behind. ``folder``
+    may only hold files the bundle owns (``owned(name)``) and the manifest: other files are refused, not
+    deleted."""
+    folder = Path(folder)
+    for name in writers:
+        check_name(name, "file name")
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: exists and is not a folder; expected a folder for the {kind}")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(folder):
+        if folder.exists():
+            foreign = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not owned(p.name))
+            if foreign:
+                raise ValueError(f"{folder}: holds files that are not part of a {kind} ({', '.join(foreign[:5])}); "
+                                 f"a save replaces the whole folder, so choose an empty folder or one holding only a {kind}")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            for name, write in writers.items():
+                write(tmp / name)
+            manifest = {"kind": kind, "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": file_digest(tmp / n)}
+                                                for n in writers}}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            os.chmod(tmp, 0o777 & ~_umask())
+            _swap_in(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    if not folder.exists():
+        os.rename(tmp, folder)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+    os.rmdir(old)
+    os.rename(folder, old)
+    try:
+        os.rename(tmp, folder)
+    except OSError:
+        os.rename(old, folder)  # put the previous bundle back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock beside ``folder`` (POSIX ``flock``; none where it is unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(folder.parent / f".{folder.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def verify_manifest(folder: Path, present: list[str]) -> None:
+    """If ``folder`` has a manifest, check that the bundle files ``present`` are exactly the ones it lists, with
+    their sizes and checksums; a :class:`DataError` naming the first mismatch otherwise. No manifest: nothing to
+    check (bundles made by other tools)."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return
+    try:
+        listed = json.loads(path.read_text(encoding="utf-8"))["files"]
+        assert isinstance(listed, dict)
+    except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: unreadable manifest ({err}); delete it to load the files without checks") from err
+    extra, missing = sorted(set(present) - set(listed)), sorted(set(listed) - set(present))
+    if extra or missing:
+        raise DataError(f"{folder}: files do not match {MANIFEST} (not listed: {extra or 'none'}; missing: "
+                        f"{missing or 'none'}): the folder mixes files from different saves")
+    for name, entry in listed.items():
+        size = (folder / name).stat().st_size
+        if size != entry.get("bytes") or file_digest(folder / name) != entry.get("sha256"):
+            raise DataError(f"{folder / name}: does not match its checksum in {MANIFEST} (changed or damaged since "
+                            "the bundle was saved, or from another save)")
