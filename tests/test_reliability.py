@@ -169,6 +169,13 @@ def test_non_finite_scores_are_an_error_naming_the_model(planted, bad):
         model.evaluate(planted)
 
 
+def test_huge_but_finite_scores_are_ranked():
+    """Row sums of 1e38-sized scores overflow; the exact check then clears them."""
+    gt = sp.csr_matrix(np.array([[0, 1, 0, 0]], dtype=np.float32))
+    huge = lambda users: torch.tensor([[1e38, 3e38, 2e38, -3e38]]).repeat(len(users), 1)  # noqa: E731
+    assert evaluate_ranking(huge, gt, ks=(1,), metrics=("hr",))["hr@1"] == 1.0
+
+
 def test_mmq_orthogonal_penalty_stays_on_the_model_device():
     """With one expert per group no pair is penalised: the zero must live where the model does (a CPU zero
     beside CUDA losses breaks the sum)."""

@@ -100,9 +100,11 @@ def mask_seen(scores: torch.Tensor, exclude: sp.csr_matrix, users: np.ndarray) -
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``(B, k)`` of each row's ``k`` highest scores, best first, ties broken by the lower index (the
     same on every device)."""
-    vals, idx = scores.topk(k, dim=1)
+    n = scores.shape[1]
+    vals, idx = scores.topk(min(k + 1, n), dim=1)  # one more: a tie across the cut shows as an equal (k+1)-th
+    crowded = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten() if n > k else vals.new_zeros(0, dtype=torch.long)
+    vals, idx = vals[:, :k], idx[:, :k]
     kth = vals[:, -1:]
-    crowded = torch.nonzero((scores >= kth).sum(1) > k).flatten()  # rows whose k-th score is shared past the cut
     if len(crowded):
         s, t = scores[crowded], kth[crowded]
         above, tied = s > t, s == t
@@ -260,7 +262,9 @@ def _batch_scores(score_fn, batch: np.ndarray, buffer, n_items: int, masks: tupl
             raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
         masked = exclude is not None or outside is not None
         scores = scores.float().clone() if masked else scores.float()  # never write into the model's tensors
-    finite = torch.isfinite(scores).all(1)
+    finite = torch.isfinite(scores.sum(1))  # a NaN or inf makes its row's sum non-finite (one cheap pass)
+    if not bool(finite.all()):
+        finite = torch.isfinite(scores).all(1)  # the exact test, on the rare suspect batch (a sum can overflow)
     if not bool(finite.all()):
         bad = batch[~finite.cpu().numpy()]
         raise ValueError(f"{name}: non-finite scores (NaN or inf) for {len(bad)} user(s), e.g. user ids "
