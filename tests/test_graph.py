@@ -212,7 +212,7 @@ def test_motorec_token_channels_recommend_zero_shot_planted_items(planted):
     zero-shot recall@20 here is 0.01, chance about 0.18); only their content tokens, shared with their group's
     items, can rank them for the group's users. Without HGE (whose content kNN graph would be a second way in),
     the token channels are the only content path: MoToRec's zero-shot recall@20 is 0.86-0.89 over seeds 0-2,
-    0.0 with the token tables zeroed."""
+    0.0 with the token tables zeroed (measured once, by hand: a broken content path fails this test)."""
     held = np.arange(planted.n_items) % 20 < 3
     raw = wb.RecDataset("planted-zero-shot", planted.interactions.drop(columns="x_label"), planted.n_users,
                         planted.n_items, planted.features)

@@ -82,31 +82,31 @@ INTER_CASES = [
     ("inter-empty-file", lambda t: load_mmrec(_bundle(t / "b", "")), r"toy.inter: header \[''\] does not match"),
     ("inter-header-only", lambda t: load_mmrec(_bundle(t / "b", HEADER + "\n")), r"toy.inter: no interaction rows"),
     ("inter-id-2^63", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(2**63, 0, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'user_id' is '9223372036854775808'; expected an integer"),
+     r"toy.inter: data row 0 \(line 2\): field 'user_id' is '9223372036854775808'; expected an integer \(64-bit\)"),
     ("inter-id-2^64", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 2**64, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'item_id' .* expected an integer"),
+     r"toy.inter: data row 0 \(line 2\): itemID is '18446744073709551616'; expected a non-negative integer id"),
     ("inter-id-2^40", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 2**40, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: item_id 1099511627776 is above 2147483647"),
+     r"toy.inter: data row 0 \(line 2\): item_id 1099511627776 is above 2147483647"),
     ("inter-sparse-user-ids", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(2**31 - 1, 0, 5, 1, 0)] + ROWS[1:]))),
      r"toy.inter: userID values reach 2,147,483,647 but only 3 distinct ids occur"),
     ("inter-sparse-item-ids", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 50_000_000, 5, 1, 0)] + ROWS[1:]))),
      r"toy.inter: itemID values reach 50,000,000 but only 5 distinct"),
     ("inter-negative-id", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(-1, 0, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: user_id -1 is negative"),
+     r"toy.inter: data row 0 \(line 2\): userID is '-1'; expected a non-negative integer id in ASCII digits"),
     ("inter-float-id", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0.5, 0, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'user_id' is '0.5'; expected an integer"),
+     r"toy.inter: data row 0 \(line 2\): userID is '0.5'; expected a non-negative integer id"),
     ("inter-arabic-digits", lambda t: load_mmrec(_bundle(t / "b", _rows_text([("\u0661", 0, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'user_id' is '\u0661'; expected an integer"),
+     r"toy.inter: data row 0 \(line 2\): userID is '\u0661'; expected a non-negative integer id in ASCII digits"),
     ("inter-word-id", lambda t: load_mmrec(_bundle(t / "b", _rows_text([("True", 0, 5, 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'user_id' is 'True'"),
+     r"toy.inter: data row 0 \(line 2\): userID is 'True'"),
     ("inter-nan-rating", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, "nan", 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'rating' is 'nan'; expected a finite number"),
+     r"toy.inter: data row 0 \(line 2\): field 'rating' is 'nan'; expected a finite number"),
     ("inter-inf-rating", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, "inf", 1, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'rating' is 'inf'"),
+     r"toy.inter: data row 0 \(line 2\): field 'rating' is 'inf'"),
     ("inter-float-label", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, 5, 1, 1.5)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'x_label' is '1.5'; expected an integer"),
+     r"toy.inter: data row 0 \(line 2\): x_label is '1.5'; expected 0, 1 or 2"),
     ("inter-label-3", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, 5, 1, 3)] + ROWS[1:]))),
-     r"toy.inter: row 0: x_label 3 is not 0, 1 or 2"),
+     r"toy.inter: data row 0 \(line 2\): x_label 3 is not 0, 1 or 2"),
     ("inter-short-row", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, 5, 1)] + ROWS[1:]))),
      r"toy.inter: data row 0 has 4 fields; expected 5"),
     ("inter-long-row", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, 5, 1, 0, 9)] + ROWS[1:]))),
@@ -116,10 +116,19 @@ INTER_CASES = [
     ("inter-space-separated", lambda t: load_mmrec(_bundle(t / "b", _rows_text(ROWS).replace("\t", " "))),
      r"toy.inter: header .* does not match"),
     ("inter-timestamp-float", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(0, 0, 5, 1.25, 0)] + ROWS[1:]))),
-     r"toy.inter: row 0: field 'timestamp' is '1.25'; expected an integer"),
+     r"toy.inter: data row 0 \(line 2\): timestamp is '1.25'; expected an integer in ASCII digits"),
     ("inter-bom", lambda t: load_mmrec(_bundle(t / "b", "\ufeff" + _rows_text(ROWS))), None),
     ("inter-crlf", lambda t: load_mmrec(_bundle(t / "b", _rows_text(ROWS, newline="\r\n"))), None),
     ("inter-gz-ok", lambda t: load_mmrec(_bundle_gz(t / "b")), None),
+    ("inter-blank-line-inside", lambda t: load_mmrec(_bundle(t / "b", _rows_text(ROWS[:2]) + "\n" + _rows_text(ROWS[2:], header="")[1:])),
+     None),
+    ("inter-bad-row-after-a-blank-line", lambda t: load_mmrec(_bundle(t / "b", _rows_text(ROWS[:2]) + "\n" + _rows_text([(0, 9, "x", 1, 0)] + ROWS[3:], header="")[1:])),
+     r"toy.inter: data row 2 \(line 5\): field 'rating' is 'x'"),
+    ("inter-id-1e3", lambda t: load_mmrec(_bundle(t / "b", _rows_text([("1e3", 0, 5, 1, 0)] + ROWS[1:]))),
+     r"toy.inter: data row 0 \(line 2\): userID is '1e3'"),
+    ("inter-padded-id", lambda t: load_mmrec(_bundle(t / "b", _rows_text([(" 7", 0, 5, 1, 0)] + ROWS[1:]))),
+     r"toy.inter: data row 0 \(line 2\): userID is ' 7'"),
+    ("inter-trailing-blank-lines", lambda t: load_mmrec(_bundle(t / "b", _rows_text(ROWS) + "\n\n")), None),
     ("inter-no-final-newline", lambda t: load_mmrec(_bundle(t / "b", _rows_text(ROWS).rstrip("\n"))), None),
 ]
 
@@ -393,12 +402,47 @@ def test_a_save_refuses_a_folder_with_other_files(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match=r"holds files that are not part of a MMRec bundle \(notes.txt\)"):
+    with pytest.raises(ValueError, match=r"holds files that are not part of this MMRec bundle \(notes.txt\)"):
         save_mmrec(_split_toy(), folder)
     assert (folder / "notes.txt").read_text() == "keep me" and len(list(folder.iterdir())) == 1
+    save_mmrec(_split_toy(), tmp_path / "two", name="a")  # another dataset's bundle is not replaced either
+    with pytest.raises(ValueError, match=r"not part of this MMRec bundle \(a.inter\)"):
+        save_mmrec(_split_toy(), tmp_path / "two", name="b")
+    assert load_mmrec(tmp_path / "two").name == "a"
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="exists and is not a folder"):
         save_mmrec(_split_toy(), tmp_path / "file")
+
+
+def test_a_save_to_the_current_folder_or_through_a_link(tmp_path, monkeypatch):
+    """``.`` and a symbolic link name the real folder: the bundle lands there, keeps the folder's permissions and
+    leaves no lock or temporary file inside it."""
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    save_mmrec(_split_toy(), tmp_path / "link")
+    assert (tmp_path / "link").is_symlink() and sorted(p.name for p in real.iterdir()) == [
+        "bundle.json", "image_feat.npy", "text_feat.npy", "toy.inter"]
+    assert (real.stat().st_mode & 0o777) == 0o700
+    monkeypatch.chdir(real)
+    save_mmrec(_split_toy(drop_text=True), ".")
+    assert sorted(p.name for p in real.iterdir()) == ["bundle.json", "image_feat.npy", "toy.inter"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".real.lock")) == ["link", "real"]
+
+
+def test_a_malformed_manifest_entry_is_named(tmp_path):
+    save_mmrec(_split_toy(), tmp_path / "b")
+    (tmp_path / "b" / "bundle.json").write_text('{"files": {"toy.inter": 5, "image_feat.npy": {}, "text_feat.npy": {}}}')
+    with pytest.raises(DataError, match=r"bundle.json: entry 'toy.inter' is 5"):
+        load_mmrec(tmp_path / "b")
+
+
+def test_leftovers_of_a_dead_save_are_cleared_by_the_next(tmp_path):
+    save_mmrec(_split_toy(), tmp_path / "b")
+    (tmp_path / ".b.tmp-dead").mkdir()
+    (tmp_path / ".b.old-dead").mkdir()
+    save_mmrec(_split_toy(), tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.lock", "b"]
 
 
 def test_concurrent_saves_leave_one_whole_bundle(tmp_path):
@@ -409,7 +453,7 @@ def test_concurrent_saves_leave_one_whole_bundle(tmp_path):
         ds = _split_toy()
         ds.features["image"][:] = k
         variants.append(ds)
-    errors = []
+    errors, loaded_meanwhile = [], []
 
     def save(ds):
         try:
@@ -417,12 +461,20 @@ def test_concurrent_saves_leave_one_whole_bundle(tmp_path):
         except Exception as err:  # noqa: BLE001
             errors.append(err)
 
-    threads = [threading.Thread(target=save, args=(ds,)) for ds in variants]
+    def load():  # readers share the lock: each sees one whole bundle, never a mix or a missing folder
+        for _ in range(5):
+            try:
+                loaded_meanwhile.append(len(np.unique(load_mmrec(tmp_path / "b").features["image"])))
+            except Exception as err:  # noqa: BLE001
+                errors.append(err)
+
+    save(variants[0])
+    threads = [threading.Thread(target=save, args=(ds,)) for ds in variants] + [threading.Thread(target=load)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [] and loaded_meanwhile == [1] * 5
     loaded = load_mmrec(tmp_path / "b")  # the manifest check passes: no mixture
     assert len(np.unique(loaded.features["image"])) == 1
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["b"]
@@ -433,3 +485,18 @@ def test_an_interrupted_swap_points_to_the_previous_bundle(tmp_path):
     (tmp_path / "b").rename(tmp_path / ".b.old-x1")  # as if the process died between the two renames
     with pytest.raises(DataError, match=r"a save was interrupted: the previous bundle is at .*\.b\.old-x1"):
         load_mmrec(tmp_path / "b")
+
+
+def test_feature_files_are_memory_mapped_not_read_whole(tmp_path):
+    X = np.arange(24, dtype=np.float32).reshape(6, 4)
+    ds = load_mmrec(_bundle(tmp_path / "b", image=X))
+    import mmap
+
+    base, chain = ds.features["image"], []
+    while base is not None:
+        chain.append(base)
+        base = getattr(base, "base", None)
+    assert any(isinstance(b, (np.memmap, mmap.mmap)) for b in chain)  # backed by the file: pages read when used
+    np.testing.assert_array_equal(ds.features["image"], X)
+    ds.features["image"][0, 0] = -1.0  # copy-on-write: the file is never changed
+    np.testing.assert_array_equal(np.load(tmp_path / "b" / "image_feat.npy"), X)

@@ -51,8 +51,8 @@ def test_bundle_with_one_modality_or_none(tmp_path):
 @pytest.mark.parametrize("header,rows,match", [
     ("userID\titemID\trating\ttimestamp", ROWS, r"missing \['x_label'\]"),
     (HEADER + "\textra", ROWS, r"unexpected \['extra'\]"),
-    (HEADER, [(0, "x7", 5, 1, 0)] + ROWS[1:], r"row 0: field 'item_id' is 'x7'; expected an integer"),
-    (HEADER, ROWS[:3] + [(1, 1, 5, 1, 7)] + ROWS[4:], r"row 3: x_label 7 is not 0, 1 or 2"),
+    (HEADER, [(0, "x7", 5, 1, 0)] + ROWS[1:], r"data row 0 \(line 2\): itemID is 'x7'; expected a non-negative integer id"),
+    (HEADER, ROWS[:3] + [(1, 1, 5, 1, 7)] + ROWS[4:], r"data row 3 \(line 5\): x_label 7 is not 0, 1 or 2"),
     (HEADER, ROWS + [(0, 0, 5, 10, 0)], r"repeat a \(user_id, item_id\) pair"),
 ])
 def test_bad_inter_files(tmp_path, header, rows, match):

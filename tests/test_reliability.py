@@ -59,6 +59,7 @@ _CHILD = """
 import json, sys
 sys.path.insert(0, {tests!r})
 import torch
+torch.set_num_threads({threads})
 from planted import planted_dataset
 from workbench.models.base import make_model
 from workbench.training.checkpoint import state_digest
@@ -70,13 +71,13 @@ print(json.dumps({{"digest": state_digest(m), "valid": m.valid_}}))
 
 
 def test_motorec_reproduces_itself_across_fresh_processes(planted, tmp_path):
-    """MoToRec trained at one seed in two fresh interpreters (different hash seeds, different global random
-    draws before it, a cold kNN cache in the first) ends in the same state as in this process."""
+    """MoToRec trained at one seed in two fresh interpreters (different hash seeds, thread counts and global
+    random draws before it, a cold kNN cache in the first) ends in the same state as in this process."""
     here = state_digest(_fit("motorec", planted, 0))
     outs = []
-    for hash_seed, stir in (("1", 5), ("987", 11)):
+    for hash_seed, stir, threads in (("1", 5, 1), ("987", 11, 2)):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "WORKBENCH_DATA": str(tmp_path)}
-        code = _CHILD.format(tests=str(REPO / "tests"), stir=stir)
+        code = _CHILD.format(tests=str(REPO / "tests"), stir=stir, threads=threads)
         res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO,
                              timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
@@ -100,6 +101,21 @@ def test_a_tokenizer_seed_covers_its_initialisation(make):
     assert state_digest(a) == state_digest(b)
     c = make().fit(X, epochs=2, batch_size=32, seed=5, progress=False)
     assert state_digest(c) != state_digest(a)
+
+
+def test_loaded_weights_survive_a_later_fit():
+    """Only a new tokenizer's first fit redraws its initialisation: weights loaded with load_state_dict, or
+    trained by an earlier fit, are where a later fit starts (a warm start)."""
+    X = np.random.default_rng(0).normal(size=(80, 12)).astype(np.float32)
+    make = lambda: wb.RQVAE(12, hidden=(16,), quantizer=wb.QuantizerConfig(D=4, L=2, K=8))  # noqa: E731
+    trained = make().fit(X, epochs=2, batch_size=32, seed=1, progress=False)
+    loaded = make()
+    loaded.load_state_dict(trained.state_dict())
+    loaded.fit(X, epochs=1, batch_size=32, seed=7, lr=1e-12, progress=False)
+    torch.testing.assert_close(loaded.encoder[0].weight, trained.encoder[0].weight)
+    again = trained.encoder[0].weight.detach().clone()
+    trained.fit(X, epochs=1, batch_size=32, seed=7, lr=1e-12, progress=False)
+    torch.testing.assert_close(trained.encoder[0].weight, again)
 
 
 def test_motorec_modalities_draw_from_their_own_seeds(planted, monkeypatch):
@@ -169,6 +185,20 @@ def test_non_finite_scores_are_an_error_naming_the_model(planted, bad):
         model.evaluate(planted)
 
 
+def test_recommend_applies_the_same_rules(planted):
+    model = _fit("mf-bpr", planted, 0)
+    users = torch.arange(3)
+    with pytest.raises(ValueError, match=r"k must be in \[1, n_items = 120\], got 121"):
+        model.recommend(users, 121)
+    with pytest.raises(ValueError, match=r"k must be in \[1, n_items = 120\], got 0"):
+        model.recommend(users, 0)
+    with torch.no_grad():
+        model.item_emb[5] = float("nan")
+    model._cache = None
+    with pytest.raises(ValueError, match=r"MFBPR: non-finite scores"):
+        model.recommend(users, 5)
+
+
 def test_huge_but_finite_scores_are_ranked():
     """Row sums of 1e38-sized scores overflow; the exact check then clears them."""
     gt = sp.csr_matrix(np.array([[0, 1, 0, 0]], dtype=np.float32))
@@ -186,11 +216,20 @@ def test_mmq_orthogonal_penalty_stays_on_the_model_device():
 
 def test_the_deterministic_flag_holds_for_the_fit_only():
     X = np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32)
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     seen = []
     tok = wb.RQVAE(6, hidden=(8,), quantizer=wb.QuantizerConfig(D=2, L=1, K=4))
     tok.fit(X, epochs=2, progress=False, deterministic=True,
             callback=lambda row: seen.append(torch.are_deterministic_algorithms_enabled()))
     assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == workspace  # the environment is left as it was
+    torch.use_deterministic_algorithms(True, warn_only=True)  # the caller's own setting survives a fit
+    try:
+        wb.RQVAE(6, hidden=(8,), quantizer=wb.QuantizerConfig(D=2, L=1, K=4)).fit(X, epochs=1, progress=False,
+                                                                                 deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
     plain = wb.RQVAE(6, hidden=(8,), quantizer=wb.QuantizerConfig(D=2, L=1, K=4)).fit(X, epochs=2, progress=False)
     assert state_digest(plain) == state_digest(tok)  # on a CPU the flag changes nothing but the guard
 
@@ -206,3 +245,20 @@ def test_a_cache_that_cannot_be_written_is_a_warning_not_a_failure(tmp_path, mon
         out = storage.cached_arrays(tmp_path / "c.npz", "k", lambda: {"x": np.arange(3)})
     np.testing.assert_array_equal(out["x"], np.arange(3))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_whose_header_claims_a_huge_array_is_rebuilt(tmp_path):
+    """An .npz member whose header claims 2**40 elements (a crafted or damaged file) is rebuilt, not fatal."""
+    import io
+    import zipfile
+
+    from workbench.core import storage
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    path = tmp_path / "c.npz"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("x.npy", header.getvalue() + bytes(64))
+    with pytest.warns(RuntimeWarning, match="rebuilding"):
+        out = storage.cached_arrays(path, "k", lambda: {"x": np.arange(3)})
+    np.testing.assert_array_equal(out["x"], np.arange(3))

@@ -13,7 +13,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from ..core.config import preset
 from ..data.dataset import TRAIN, RecDataset

@@ -1,6 +1,7 @@
 """``python -m workbench.bench tokenizer``: our RQ-VAE against lucidrains' ``vector-quantize-pytorch``."""
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import torch
@@ -92,6 +93,17 @@ def _train_and_score(model, X: np.ndarray, epochs: int, batch_size: int, seed: i
     }
 
 
+def _own_torch_rng(fn):
+    """Run ``fn`` inside a forked torch random state: the benchmark seeds torch's global generator (lucidrains'
+    quantizer draws from it) without changing the caller's."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+@_own_torch_rng
 def _quantizer_only(D: int, L: int, K: int, epochs: int, batch_size: int, seed: int, n: int = 7050) -> dict:
     """Both residual quantizers alone (no encoder) on the same fixed clustered latents ``(n, D)``: EMA updates
     for ``epochs`` passes, then usage of the final codes. Separates the quantizer from the encoder dynamics."""
@@ -131,6 +143,7 @@ def _quantizer_only(D: int, L: int, K: int, epochs: int, batch_size: int, seed: 
     return out
 
 
+@_own_torch_rng
 def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: int = 4, K: int = 256,
                     seed: int = 0, device: str | None = None, repeats: int = 1, sets: list[str] | None = None,
                     n_items: int = 7050, dim: int = 4096) -> dict:

@@ -87,7 +87,7 @@ def cached_arrays(path: str | Path, key: str, build: Callable[[], dict[str, np.n
     if use_cache and path.exists():
         try:
             return _load_cache(path, key, check)
-        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        except (ValueError, KeyError, OSError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as err:
             warnings.warn(f"cache {path} is unusable ({err}); rebuilding it", RuntimeWarning, stacklevel=2)
     arrays = build()
     if use_cache:
@@ -102,7 +102,9 @@ def cached_arrays(path: str | Path, key: str, build: Callable[[], dict[str, np.n
 def _load_cache(path: Path, key: str, check) -> dict[str, np.ndarray]:
     arrays = load_arrays(path)
     stored_key, digest = arrays.pop(_KEY, None), arrays.pop(_DIGEST, None)
-    if stored_key is None or str(stored_key) != key:
+    if stored_key is None:
+        raise ValueError("it carries no key (written by an older version, or not a cache)")
+    if str(stored_key) != key:
         raise ValueError(f"it was written for another input (key {stored_key}, expected {key})")
     if digest is None or str(digest) != arrays_digest(arrays):
         raise ValueError("its arrays do not match the digest written with them")

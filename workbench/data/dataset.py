@@ -25,6 +25,22 @@ class DataError(ValueError):
     """Bad input data: the message names the source, the row or field, and what was expected."""
 
 
+class FileRows(str):
+    """The name of a file whose data row ``r`` (0-based) stands on line ``lines[r]`` (1-based): error messages
+    about a row then also give its line."""
+
+    def __new__(cls, path, lines: np.ndarray):
+        obj = super().__new__(cls, str(path))
+        obj.lines = np.asarray(lines)
+        return obj
+
+
+def row_label(source: str, row: int) -> str:
+    """``"row r"``, with the file line when ``source`` is a :class:`FileRows`."""
+    lines = getattr(source, "lines", None)
+    return f"row {row}" if lines is None else f"data row {row} (line {int(lines[row])})"
+
+
 def split_code(split: int | str) -> int:
     """Map ``'train'|'valid'|'test'`` (or 0/1/2) to its x_label code."""
     if isinstance(split, str):
@@ -97,7 +113,7 @@ def check_interactions(
         bad = ~out["x_label"].isin(list(SPLIT_NAMES)).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{source}: row {row}: x_label {out['x_label'].iloc[row]} is not 0, 1 or 2")
+            raise DataError(f"{source}: {row_label(source, row)}: x_label {out['x_label'].iloc[row]} is not 0, 1 or 2")
     dup = out.duplicated(["user_id", "item_id"], keep=False).to_numpy()
     if dup.any():
         if duplicates == "error":
@@ -117,13 +133,13 @@ def _integer_column(series: pd.Series, name: str, source: str) -> pd.Series:
     values = pd.to_numeric(series, errors="coerce")
     as_float = values.to_numpy(dtype=float, na_value=np.nan)
     bad = values.isna().to_numpy() | ~np.isfinite(as_float)
-    if not bad.any():
-        bad = (as_float != np.round(as_float)) | (np.abs(as_float) >= 2.0**63)  # 2**63 would wrap to -2**63
-        if values.dtype == np.uint64:
-            bad |= values.to_numpy() > np.iinfo(np.int64).max
+    if not bad.any() and values.dtype == np.uint64:  # parsed exactly, but past int64: it would wrap negative
+        bad = values.to_numpy() > np.iinfo(np.int64).max
+    elif not bad.any() and values.dtype.kind == "f":  # only floats can be non-integral or out of range
+        bad = (as_float != np.round(as_float)) | (np.abs(as_float) >= 2.0**63)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: row {row}: field {name!r} is {str(series.iloc[row])[:40]!r}; expected an "
+        raise DataError(f"{source}: {row_label(source, row)}: field {name!r} is {str(series.iloc[row])[:40]!r}; expected an "
                         "integer (64-bit)")
     return values.astype(np.int64)
 
@@ -133,22 +149,22 @@ def _float_column(series: pd.Series, name: str, source: str) -> pd.Series:
     bad = ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: row {row}: field {name!r} is {series.iloc[row]!r}; expected a finite number")
+        raise DataError(f"{source}: {row_label(source, row)}: field {name!r} is {series.iloc[row]!r}; expected a finite number")
     return values.astype(np.float32)
 
 
 def _check_range(ids: np.ndarray, name: str, limit: int | None, source: str) -> None:
     if len(ids) and ids.min() < 0:
         row = int(np.flatnonzero(ids < 0)[0])
-        raise DataError(f"{source}: row {row}: {name} {ids[row]} is negative; expected ids >= 0")
+        raise DataError(f"{source}: {row_label(source, row)}: {name} {ids[row]} is negative; expected ids >= 0")
     if len(ids) and ids.max() > MAX_ID:
         row = int(np.flatnonzero(ids > MAX_ID)[0])
-        raise DataError(f"{source}: row {row}: {name} {ids[row]} is above {MAX_ID}; ids are row indices "
+        raise DataError(f"{source}: {row_label(source, row)}: {name} {ids[row]} is above {MAX_ID}; ids are row indices "
                         "(contiguous from 0): remap raw ids first")
     if limit is not None and len(ids) and ids.max() >= limit:
         row = int(np.flatnonzero(ids >= limit)[0])
         what = "feature rows" if name == "item_id" else "users"
-        raise DataError(f"{source}: row {row}: {name} {ids[row]} is beyond the {limit} {what}; expected < {limit}")
+        raise DataError(f"{source}: {row_label(source, row)}: {name} {ids[row]} is beyond the {limit} {what}; expected < {limit}")
 
 
 def inferred_size(ids: np.ndarray, name: str, source) -> int:

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import zlib
 from pathlib import Path
@@ -181,22 +182,25 @@ def write_bundle(folder: str | Path, writers: dict[str, Callable[[Path], None]],
 
     The files and a manifest (:data:`MANIFEST`: each file's size and SHA-256) go to a temporary folder beside
     ``folder``, which is then swapped in for it (the old folder is renamed aside, the new one renamed in, the
-    old one deleted), under a lock file so that two writers cannot interleave. A failure while writing (a full
-    disk, an error in a writer) leaves the previous bundle untouched and no temporary folder behind. ``folder``
-    may only hold files the bundle owns (``owned(name)``) and the manifest: other files are refused, not
-    deleted."""
-    folder = Path(folder)
+    old one deleted), under an exclusive lock (:func:`bundle_lock`), which readers share, so that neither a
+    second writer nor a reader sees a half-swapped bundle. A failure while writing (a full disk, an error in a
+    writer, an interrupt) leaves the previous bundle untouched and no temporary folder behind. ``folder`` may
+    only hold files the bundle owns (``owned(name)``) and the manifest: other files are refused, not deleted.
+    The folder is resolved first (``.`` or a symbolic link name the real folder) and keeps its permissions."""
+    folder = Path(folder).resolve()
     for name in writers:
         check_name(name, "file name")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder}: exists and is not a folder; expected a folder for the {kind}")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(folder):
+    with bundle_lock(folder, shared=False):
+        mode = stat.S_IMODE(folder.stat().st_mode) if folder.exists() else 0o777 & ~_UMASK
         if folder.exists():
             foreign = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST and not owned(p.name))
             if foreign:
-                raise ValueError(f"{folder}: holds files that are not part of a {kind} ({', '.join(foreign[:5])}); "
-                                 f"a save replaces the whole folder, so choose an empty folder or one holding only a {kind}")
+                raise ValueError(f"{folder}: holds files that are not part of this {kind} ({', '.join(foreign[:5])}); "
+                                 f"a save replaces the whole folder, so choose an empty folder or one holding only "
+                                 f"this {kind}")
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
             for name, write in writers.items():
@@ -204,17 +208,22 @@ def write_bundle(folder: str | Path, writers: dict[str, Callable[[Path], None]],
             manifest = {"kind": kind, "files": {n: {"bytes": (tmp / n).stat().st_size, "sha256": file_digest(tmp / n)}
                                                 for n in writers}}
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-            os.chmod(tmp, 0o777 & ~_umask())
+            os.chmod(tmp, mode)
             _swap_in(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (*folder.parent.glob(f".{folder.name}.tmp-*"), *folder.parent.glob(f".{folder.name}.old-*")):
+            shutil.rmtree(leftover, ignore_errors=True)  # from an earlier save that died midway
     return folder
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once, at import: changing the umask later would race with other threads
 
 
 def _swap_in(tmp: Path, folder: Path) -> None:
@@ -226,22 +235,29 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     os.rename(folder, old)
     try:
         os.rename(tmp, folder)
-    except OSError:
-        os.rename(old, folder)  # put the previous bundle back
+    except BaseException:  # an OSError or an interrupt between the two renames: put the previous bundle back
+        os.rename(old, folder)
         raise
     shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock beside ``folder`` (POSIX ``flock``; none where it is unavailable)."""
+def bundle_lock(folder: Path, shared: bool) -> Iterator[None]:
+    """A lock on the bundle ``folder`` (the file ``.<name>.lock`` beside it; POSIX ``flock``): exclusive for a
+    writer, shared for readers. Where the lock file cannot be made (a read-only data folder) or ``flock`` does
+    not exist, nothing is locked: nobody can write a bundle there through this module either."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(folder.parent / f".{folder.name}.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    try:
+        fh = open(folder.parent / f".{folder.name}.lock", "a")
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -265,6 +281,9 @@ def verify_manifest(folder: Path, present: list[str]) -> None:
         raise DataError(f"{folder}: files do not match {MANIFEST} (not listed: {extra or 'none'}; missing: "
                         f"{missing or 'none'}): the folder mixes files from different saves")
     for name, entry in listed.items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: entry {name!r} is {entry!r}; expected {{'bytes': ..., 'sha256': ...}} (delete the "
+                            "manifest to load the files without checks)")
         size = (folder / name).stat().st_size
         if size != entry.get("bytes") or file_digest(folder / name) != entry.get("sha256"):
             raise DataError(f"{folder / name}: does not match its checksum in {MANIFEST} (changed or damaged since "

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import MAX_ID, DataError, RecDataset, check_features, check_interactions, inferred_size
-from .files import check_name, load_matrix, open_text, verify_manifest, write_bundle
+from .dataset import MAX_ID, DataError, FileRows, RecDataset, check_features, check_interactions, inferred_size, row_label
+from .files import bundle_lock, check_name, load_matrix, open_text, verify_manifest, write_bundle
 from ..core.paths import cache_dir
 from ..core.storage import cached_arrays, content_hash
 
@@ -38,9 +38,14 @@ def _find_inter(folder: Path, name: str | None) -> Path:
     return candidates[0]
 
 
+_DIGITS = {"userID": (r"[0-9]{1,19}", "a non-negative integer id"), "itemID": (r"[0-9]{1,19}", "a non-negative integer id"),
+           "timestamp": (r"-?[0-9]{1,19}", "an integer"), "x_label": (r"[0-9]", "0, 1 or 2")}
+
+
 def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFrame:
     """Read an MMRec ``.inter`` file into the workbench's column names (``user_id, item_id, rating,
-    timestamp, x_label``), checking the header and every value."""
+    timestamp, x_label``), checking the header and every value (ids, labels and timestamps in ASCII digits).
+    Errors give the data row (0-based) and its line in the file."""
     path = Path(path)
     with open_text(path) as fh:
         header = fh.readline().rstrip("\r\n").split("\t")
@@ -48,16 +53,19 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
             missing = [c for c in MMREC_COLUMNS if c not in header]
             extra = [c for c in header if c not in MMREC_COLUMNS]
             raise DataError(
-                f"{path}: header {header} does not match the MMRec columns {list(MMREC_COLUMNS)} "
-                f"(missing {missing}, unexpected {extra}); expected tab-separated columns in that order"
+                f"{path}: header {[h[:40] for h in header[:8]]} does not match the MMRec columns {list(MMREC_COLUMNS)} "
+                f"(missing {missing}, unexpected {extra[:5]}); expected tab-separated columns in that order"
             )
         try:  # no names: a row with more fields than the first one is a parser error, never shifted or cut
-            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False)
+            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
         except pd.errors.EmptyDataError:
             raw = pd.DataFrame(columns=list(MMREC_COLUMNS))
         except pd.errors.ParserError as err:
             raise DataError(f"{path}: {_field_count_error(str(err))}; expected {len(MMREC_COLUMNS)} tab-separated "
                             "fields per row") from err
+    blank = (raw == "").all(axis=1).to_numpy()  # blank lines are skipped; rows keep their line numbers
+    source = FileRows(path, lines=np.flatnonzero(~blank) + 2)
+    raw = raw[~blank].reset_index(drop=True)
     if raw.empty:
         raise DataError(f"{path}: no interaction rows after the header")
     if raw.shape[1] != len(MMREC_COLUMNS):
@@ -65,9 +73,16 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
     raw.columns = list(MMREC_COLUMNS)
     if (raw == "").any(axis=1).any():
         row = int(np.flatnonzero((raw == "").any(axis=1).to_numpy())[0])
-        raise DataError(f"{path}: data row {row}: empty field(s) or wrong number of fields; expected {len(MMREC_COLUMNS)}")
+        raise DataError(f"{path}: {row_label(source, row)}: empty field(s); expected "
+                        f"{len(MMREC_COLUMNS)} tab-separated fields")
+    for column, (pattern, expected) in _DIGITS.items():
+        bad = ~raw[column].str.fullmatch(pattern).to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{path}: {row_label(source, row)}: {column} is {raw[column].iloc[row][:40]!r}; "
+                            f"expected {expected} in ASCII digits")
     df = raw.rename(columns={"userID": "user_id", "itemID": "item_id"})
-    return check_interactions(df, str(path), duplicates=duplicates)
+    return check_interactions(df, source, duplicates=duplicates)
 
 
 def _field_count_error(message: str) -> str:
@@ -82,20 +97,33 @@ def _field_count_error(message: str) -> str:
     return f"data row {line - 1} has {saw} fields"
 
 
+def _check_bundle_folder(folder: Path) -> None:
+    """A clear error if ``folder`` is not a folder; where a save has set the previous bundle aside, wait for that
+    save (its lock) before deciding, and name the set-aside copy if the save never finished."""
+    if folder.is_dir():
+        return
+    aside = sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []
+    if aside:
+        with bundle_lock(folder, shared=True):
+            if folder.is_dir():
+                return
+            aside = sorted(folder.parent.glob(f".{folder.name}.old-*"))
+    hint = f" (a save was interrupted: the previous bundle is at {aside[-1]})" if aside else ""
+    raise DataError(f"{folder}: not a folder; expected an MMRec bundle folder{hint}")
+
+
 def load_mmrec(folder: str | Path, name: str | None = None, duplicates: str = "error") -> RecDataset:
     """Load an MMRec bundle folder (see module doc). ``n_items`` is the number of feature rows when a feature
     file exists (items that appear only in valid/test, or nowhere, are zero-shot items), else
     ``max(itemID) + 1``. Raises :class:`DataError` naming the file and row for bad input."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        aside = sorted(folder.parent.glob(f".{folder.name}.old-*")) if folder.parent.is_dir() else []
-        hint = f" (a save was interrupted: the previous bundle is at {aside[-1]})" if aside else ""
-        raise DataError(f"{folder}: not a folder; expected an MMRec bundle folder{hint}")
-    inter_path = _find_inter(folder, name)
-    feats = {p.name[: -len(_FEAT_SUFFIX)]: p for p in sorted(folder.glob(f"*{_FEAT_SUFFIX}"))}
-    verify_manifest(folder, [inter_path.name, *(p.name for p in feats.values())])
-    inter = read_mmrec_inter(inter_path, duplicates=duplicates)
-    arrays = {modality: load_matrix(path) for modality, path in feats.items()}
+    folder = Path(folder).resolve()
+    _check_bundle_folder(folder)
+    with bundle_lock(folder, shared=True):  # a save in progress finishes first: never a mix of two saves
+        inter_path = _find_inter(folder, name)
+        feats = {p.name[: -len(_FEAT_SUFFIX)]: p for p in sorted(folder.glob(f"*{_FEAT_SUFFIX}"))}
+        verify_manifest(folder, [inter_path.name, *(p.name for p in feats.values())])
+        inter = read_mmrec_inter(inter_path, duplicates=duplicates)
+        arrays = {modality: load_matrix(path) for modality, path in feats.items()}  # mapped: a later swap is harmless
     rows = {m: a.shape[0] for m, a in arrays.items()}
     if len(set(rows.values())) > 1:
         raise DataError(f"{folder}: feature files disagree on the number of items: "
@@ -136,7 +164,8 @@ def save_mmrec(dataset: RecDataset, folder: str | Path, name: str | None = None)
 
     writers = {f"{name}.inter": lambda path: inter.to_csv(path, sep="\t", index=False),
                **{f"{m}{_FEAT_SUFFIX}": feature_writer(X) for m, X in dataset.features.items()}}
-    owned = lambda f: f.endswith((".inter", ".inter.gz", _FEAT_SUFFIX))  # noqa: E731
+    # one dataset per folder (the feature files belong to the folder): another dataset's .inter is foreign
+    owned = lambda f: f in (f"{name}.inter", f"{name}.inter.gz") or f.endswith(_FEAT_SUFFIX)  # noqa: E731
     folder = write_bundle(folder, writers, owned, "MMRec bundle")
     return folder / f"{name}.inter"
 

@@ -97,10 +97,25 @@ def mask_seen(scores: torch.Tensor, exclude: sp.csr_matrix, users: np.ndarray) -
     return scores
 
 
+def check_finite(scores: torch.Tensor, users, name: str) -> None:
+    """Raise ``ValueError`` naming the model ``name`` and the first users (``users[b]`` for row ``b``) if a score
+    is NaN or infinite: a NaN would otherwise rank first."""
+    finite = torch.isfinite(scores.sum(1))  # a NaN or inf makes its row's sum non-finite (one cheap pass)
+    if not bool(finite.all()):
+        finite = torch.isfinite(scores).all(1)  # the exact test, on the rare suspect batch (a sum can overflow)
+    if not bool(finite.all()):
+        bad = np.asarray(users)[~finite.cpu().numpy()]
+        raise ValueError(f"{name}: non-finite scores (NaN or inf) for {len(bad)} user(s), e.g. user ids "
+                         f"{bad[:5].tolist()}; a model must score every item with a finite number (has training "
+                         "diverged?)")
+
+
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Indices ``(B, k)`` of each row's ``k`` highest scores, best first, ties broken by the lower index (the
-    same on every device)."""
+    same on every device). Scores must not be NaN (:func:`check_finite`); ``-inf`` marks removed items."""
     n = scores.shape[1]
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, n_items = {n}], got {k}")
     vals, idx = scores.topk(min(k + 1, n), dim=1)  # one more: a tie across the cut shows as an equal (k+1)-th
     crowded = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten() if n > k else vals.new_zeros(0, dtype=torch.long)
     vals, idx = vals[:, :k], idx[:, :k]
@@ -262,14 +277,7 @@ def _batch_scores(score_fn, batch: np.ndarray, buffer, n_items: int, masks: tupl
             raise ValueError(f"score_fn returned shape {tuple(scores.shape)}, expected ({len(batch)}, {n_items})")
         masked = exclude is not None or outside is not None
         scores = scores.float().clone() if masked else scores.float()  # never write into the model's tensors
-    finite = torch.isfinite(scores.sum(1))  # a NaN or inf makes its row's sum non-finite (one cheap pass)
-    if not bool(finite.all()):
-        finite = torch.isfinite(scores).all(1)  # the exact test, on the rare suspect batch (a sum can overflow)
-    if not bool(finite.all()):
-        bad = batch[~finite.cpu().numpy()]
-        raise ValueError(f"{name}: non-finite scores (NaN or inf) for {len(bad)} user(s), e.g. user ids "
-                         f"{bad[:5].tolist()}; a model must score every item with a finite number (has training "
-                         "diverged?)")
+    check_finite(scores, batch, name)
     if exclude is not None:
         mask_seen(scores, exclude, batch)
     if outside is not None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import RecDataset
-from ..evaluation.ranking import METRICS, RankingReport, evaluate_split, mask_seen, top_k
+from ..evaluation.ranking import METRICS, RankingReport, check_finite, evaluate_split, mask_seen, top_k
 
 _REGISTRY: dict[str, type] = {}
 
@@ -73,6 +73,7 @@ class Recommender:
         (e.g. ``dataset.matrix('train')``)."""
         user_ids = torch.as_tensor(user_ids)
         scores = self.score(user_ids).float().clone()
+        check_finite(scores, user_ids.cpu().numpy(), type(self).__name__)
         if exclude is not None:
             mask_seen(scores, exclude, user_ids.cpu().numpy())
         top = top_k(scores, k)  # ties: the lower item id first, as the evaluator ranks

@@ -83,14 +83,22 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
 
     train_defaults = TrainConfig(epochs=30, batch_size=1024, lr=1e-3)
     input_dim: int | None = None
+    _fresh = True  # no fit and no loaded state yet: the first fit redraws the initialisation from its seed
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; loaded weights are kept by a later ``fit`` (a warm start)."""
+        self._fresh = False
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # ------------------------------------------------------------------------------------------- fit
     def fit(self, X, weights=None, *, init_sample: int = 16384, config: TrainConfig | None = None,
             callback: Callable[[dict], None] | None = None, **options) -> "TokenizerModule":
         """Train on features ``X`` ``(n, F)`` (``weights`` ``(n,)``: per-item loss weights, e.g. MoToRec's
         ``w_i``) with the engine; ``options`` are :class:`~workbench.training.TrainConfig` fields (``epochs``,
-        ``batch_size``, ``lr``, ``seed``, ``device``, ``checkpoint``, ``eval_every``, ...). The codebooks start
-        from k-means on ``init_sample`` random items. ``callback(row)`` sees each epoch's history row (codebook
+        ``batch_size``, ``lr``, ``seed``, ``device``, ``checkpoint``, ``eval_every``, ...). The first fit of a new
+        tokenizer draws its layers' initial values from ``seed`` (so it does not depend on the global random state
+        at construction); a later fit, or one after ``load_state_dict``, starts from the current weights (a warm
+        start). The codebooks start from k-means on ``init_sample`` random items. ``callback(row)`` sees each epoch's history row (codebook
         health every ``eval_every`` epochs). Returns ``self``, left on the training device in eval mode."""
         self._run_engine((X, weights, init_sample), config, callback, options)
         return self
@@ -116,8 +124,9 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
         dead-code resets, seeds 0-1: one batch 0-0.06% of items collide, the whole catalogue 0.11-0.20%). The
         default stays the larger sample: without dead-code resets a code that one small batch leaves empty is
         never used again."""
-        if not hasattr(self, "history_"):  # a first fit: the initialisation too is drawn from the seed
+        if self._fresh:  # a first fit of a new tokenizer: the initialisation too is drawn from the seed
             self.reset_parameters(config.seed)
+        self._fresh = False
         gen = torch.Generator().manual_seed(config.seed)
         data.first_order = torch.randperm(len(data.x), generator=gen).to(data.x.device)
         sample = data.first_order[:data.init_sample]

@@ -75,9 +75,12 @@ def load_checkpoint(path: str | Path, key: str, device: torch.device) -> dict[st
     if not isinstance(state, dict) or "key" not in state:
         raise ValueError(f"checkpoint {path} is not a workbench training checkpoint (no run key)")
     checksum = state.pop("checksum", None)
+    if checksum is None:
+        raise ValueError(f"checkpoint {path} has no checksum (written by an older version of the workbench); "
+                         "delete it to start afresh")
     if checksum != payload_digest(state):
-        raise ValueError(f"checkpoint {path} is damaged: its contents do not match the checksum written with them "
-                         f"({'no checksum' if checksum is None else 'checksum mismatch'}); delete it to start afresh")
+        raise ValueError(f"checkpoint {path} is damaged: its contents do not match the checksum written with them; "
+                         "delete it to start afresh")
     if state["key"] != key:
         raise ValueError(f"checkpoint {path} belongs to another run (key {state['key']}, this run {key}: another "
                          "model, config, training settings or data); delete it or pass another checkpoint path")

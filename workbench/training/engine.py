@@ -39,6 +39,7 @@ import contextlib
 import copy
 import inspect
 import os
+import warnings
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,13 +238,20 @@ def _deterministic_algorithms(on: bool):
     if not on:
         yield
         return
-    before = torch.are_deterministic_algorithms_enabled()
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+    if workspace is None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        warnings.warn("deterministic=True: CUDA was initialised before CUBLAS_WORKSPACE_CONFIG was set, so cuBLAS "
+                      "may keep a nondeterministic workspace; set CUBLAS_WORKSPACE_CONFIG=:4096:8 before the first "
+                      "GPU operation of the process", RuntimeWarning, stacklevel=4)
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = workspace or ":4096:8"
     torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        if workspace is None:
+            del os.environ["CUBLAS_WORKSPACE_CONFIG"]
 
 
 class _Run:
