@@ -437,6 +437,13 @@ def test_a_malformed_manifest_entry_is_named(tmp_path):
         load_mmrec(tmp_path / "b")
 
 
+def test_reading_a_bundle_leaves_no_trace(tmp_path):
+    _bundle(tmp_path / "b", image=np.ones((6, 2), np.float32))
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    load_mmrec(tmp_path / "b")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
 def test_leftovers_of_a_dead_save_are_cleared_by_the_next(tmp_path):
     save_mmrec(_split_toy(), tmp_path / "b")
     (tmp_path / ".b.tmp-dead").mkdir()

@@ -244,16 +244,18 @@ def _swap_in(tmp: Path, folder: Path) -> None:
 @contextlib.contextmanager
 def bundle_lock(folder: Path, shared: bool) -> Iterator[None]:
     """A lock on the bundle ``folder`` (the file ``.<name>.lock`` beside it; POSIX ``flock``): exclusive for a
-    writer, shared for readers. Where the lock file cannot be made (a read-only data folder) or ``flock`` does
-    not exist, nothing is locked: nobody can write a bundle there through this module either."""
+    writer, which creates the file, shared for readers, which never create it (reading leaves no trace: a folder
+    no writer of this module has touched has no lock file and needs none; the first save renames its folder in
+    whole). Where ``flock`` does not exist, nothing is locked."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
         yield
         return
+    path = folder.parent / f".{folder.name}.lock"
     try:
-        fh = open(folder.parent / f".{folder.name}.lock", "a")
-    except OSError:
+        fh = open(path, "r") if shared else open(path, "a")
+    except OSError:  # a reader where no writer has been, or an unwritable folder
         yield
         return
     with fh:
