@@ -262,3 +262,39 @@ def test_a_cache_whose_header_claims_a_huge_array_is_rebuilt(tmp_path):
     with pytest.warns(RuntimeWarning, match="rebuilding"):
         out = storage.cached_arrays(path, "k", lambda: {"x": np.arange(3)})
     np.testing.assert_array_equal(out["x"], np.arange(3))
+
+
+def test_the_random_reference_scores_chance_on_any_item_subset():
+    """2,000 users, one relevant item each among 500 candidates of a 1,000-item catalogue: a random ranking's
+    R@20 is 20/500 = 0.04 (binomial sd 0.0044); each user gets their own order."""
+    from workbench.models.baselines import RandomRecommender
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 2000, 1000
+    candidates = np.zeros(n_items, bool)
+    candidates[rng.choice(n_items, 500, replace=False)] = True
+    relevant = rng.choice(np.flatnonzero(candidates), n_users)
+    gt = sp.csr_matrix((np.ones(n_users, np.float32), (np.arange(n_users), relevant)), shape=(n_users, n_items))
+    model = RandomRecommender(seed=3)
+    model.n_items_ = n_items
+    rep = evaluate_ranking(model.score, gt, ks=(20,), metrics=("recall",), candidates=candidates)
+    assert abs(rep["recall@20"] - 0.04) < 4 * 0.0044
+    full = evaluate_ranking(model.score, gt, ks=(20,), metrics=("recall",))
+    assert abs(full["recall@20"] - 0.02) < 4 * 0.0032
+    orders = model.score(torch.arange(3)).argsort(dim=1)
+    assert not torch.equal(orders[0], orders[1])
+    assert len(torch.unique(model.score(torch.arange(1)))) > 0.99 * n_items  # float32: a rare tie
+
+
+def test_stored_zeros_are_neither_relevant_nor_seen():
+    """``matrix.multiply(mask)`` leaves stored zeros: they must not count as ground truth or exclusions."""
+    gt = sp.csr_matrix(np.array([[1, 0, 0, 1], [0, 1, 0, 0]], dtype=np.float32))
+    gt = gt.multiply(np.array([[1, 1, 1, 0]], dtype=np.float32)).tocsr()  # user 0's item 3 becomes a stored zero
+    seen = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float32))
+    seen = seen.multiply(np.array([[1, 1, 0, 1]], dtype=np.float32)).tocsr()  # user 0's item 2: a stored zero
+    assert gt.nnz == 3 and seen.nnz == 2
+    prefer = lambda users: torch.tensor([[1.0, 0.0, 3.0, 2.0], [0.0, 1.0, 3.0, 2.0]])[users]  # noqa: E731
+    rep = evaluate_ranking(prefer, gt, exclude=seen, ks=(1, 2), metrics=("recall",))
+    # user 0: one relevant item (0); item 2 is not seen, so the ranking is 2, 3, 0 -> no hit at 1 or 2
+    # user 1: relevant item 1; item 3 seen, ranking 2, 1 -> hit at 2
+    assert rep.per_user["recall@2"].tolist() == [0.0, 1.0] and rep.per_user["recall@1"].tolist() == [0.0, 0.0]

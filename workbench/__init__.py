@@ -16,6 +16,7 @@ from .core.config import PROFILES, configure, get_profile
 from .core.paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
 from .core.runtime import get_device, seed_everything
 from .data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
+from .data.amazon23 import load_amazon23
 from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
 from .data.splits import leave_one_out, random_split, temporal_split
 from .data.strata import cold_mask, degree_strata, popularity_quartiles
@@ -57,7 +58,7 @@ __all__ = [
     # data
     "RecDataset", "DataError", "TRAIN", "VALID", "TEST", "statistics_table",
     "CatalogueConfig", "catalogue_config", "load_synthetic", "make_catalogue",
-    "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences",
+    "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences", "load_amazon23",
     "random_split", "leave_one_out", "temporal_split", "cold_mask", "degree_strata", "popularity_quartiles",
     # evaluation
     "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core.storage import atomic_path
 from . import __doc__ as DOC
+from .amazon23 import bench_amazon23, summarize_amazon23
 from .baby import bench_baby
 from .eval import bench_eval
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
@@ -19,7 +20,7 @@ from .report import result_path, write_reports
 from .tokenizer import bench_tokenizer, summarize_tokenizer
 
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
-              "graph-ablations": bench_graph_ablations, "baby": bench_baby}
+              "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -36,7 +37,8 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-SUMMARIES = {"tokenizer": summarize_tokenizer, "graph": summarize_graph, "graph-ablations": summarize_graph}
+SUMMARIES = {"tokenizer": summarize_tokenizer, "graph": summarize_graph, "graph-ablations": summarize_graph,
+             "amazon23": summarize_amazon23}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -203,7 +203,7 @@ def evaluate_ranking(
     Under torch.distributed each process ranks a contiguous share of the users and every process receives the
     whole report (the same numbers as one process: each user's metrics depend on that user's scores only).
     """
-    ks, gt, users, dev = _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device)
+    ks, gt, exclude, users, dev = _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device)
     model_name = name or getattr(score_fn, "__qualname__", None) or type(score_fn).__name__
     n_items = gt.shape[1]
     outside = _outside(candidates, n_items, dev)
@@ -235,7 +235,8 @@ def evaluate_ranking(
 
 
 def _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device):
-    """Checked cut-offs (sorted), the ground truth as CSR, the users to rank and the device."""
+    """Checked cut-offs (sorted), the ground truth and exclusions as CSR without stored zeros, the users to rank
+    and the device."""
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; expected a subset of {METRICS}")
@@ -245,12 +246,16 @@ def _check_inputs(score_fn, ground_truth, exclude, ks, metrics, device):
         raise ValueError(f"cut-offs must be in [1, n_items={n_items}], got {ks}")
     if exclude is not None and exclude.shape != ground_truth.shape:
         raise ValueError(f"exclude has shape {exclude.shape}, ground_truth {ground_truth.shape}")
-    gt = sp.csr_matrix(ground_truth)
+    gt = sp.csr_matrix(ground_truth, copy=True)
+    gt.eliminate_zeros()  # a stored zero (e.g. left by .multiply(mask)) is not a relevant item, nor a seen one
+    if exclude is not None:
+        exclude = sp.csr_matrix(exclude, copy=True)
+        exclude.eliminate_zeros()
     users = np.flatnonzero(np.diff(gt.indptr) > 0)
     if len(users) == 0:
         raise ValueError("ground truth is empty: no user has a relevant item to evaluate")
     dev = torch.device(device) if device is not None else getattr(score_fn, "device", torch.device("cpu"))
-    return ks, gt, users, dev
+    return ks, gt, exclude, users, dev
 
 
 def _outside(candidates: np.ndarray | None, n_items: int, dev) -> torch.Tensor | None:

@@ -22,11 +22,18 @@ class PopularityRecommender(Recommender):
         return pop.expand(len(user_ids), -1)
 
 
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xor-shift-multiply rounds) of int64 values in ``[0, 2**32)``."""
+    for _ in range(2):
+        x = (((x >> 16) ^ x) * 0x45D9F3B) & 0xFFFFFFFF
+    return (x >> 16) ^ x
+
+
 @register("random")
 class RandomRecommender(Recommender):
     """Uniformly random scores, deterministic per ``(seed, user, item)`` whatever the batching."""
 
-    _PRIME = 2_147_483_647  # 2**31 - 1
+    _MASK = 0xFFFFFFFF
 
     def __init__(self, seed: int = 0):
         self.seed = seed
@@ -38,7 +45,8 @@ class RandomRecommender(Recommender):
     def score(self, user_ids: torch.Tensor) -> torch.Tensor:
         items = torch.arange(self.n_items_, device=user_ids.device, dtype=torch.int64)
         u = user_ids.to(torch.int64)[:, None]
-        # multiplicative hash modulo a Mersenne prime; the 31-bit factors keep products inside int64
-        h = (u * 1_103_515_245 + items * 12_345 + self.seed * 2_654_435_761) % self._PRIME
-        h = (h * 48_271) % self._PRIME
-        return h.to(torch.float32) / self._PRIME
+        # a 32-bit integer hash of (seed, user), then of (that, item): every user gets an order of their own (a
+        # linear congruential score gave every user one cyclic item order, only rotated); products stay in int64
+        key = _mix32((u * 0x9E3779B1 + self.seed * 0x7F4A7C15) & self._MASK)
+        h = _mix32((key + items * 0x85EBCA77) & self._MASK)
+        return h.to(torch.float64).div_(2.0 ** 32).to(torch.float32)
