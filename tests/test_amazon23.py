@@ -123,3 +123,18 @@ def test_the_benchmark_reports_every_model_with_chance():
     assert run["chance_cold_among_themselves"] == pytest.approx(20 / run["cold_items"])
     text = render_amazon23({"runs": [run, run], "seeds": [0, 1], "summary": summarize_amazon23([run, run])})
     assert "| motorec |" in text and "Chance among the cold items" in text
+
+
+def test_blank_lines_empty_splits_and_ragged_rows(tmp_path):
+    rows = {"train": ROWS["train"], "valid": ROWS["valid"], "test": []}  # no test rows at all
+    folder = write_folder(tmp_path / "a", rows=rows)
+    text = (folder / f"{NAME}.train.inter").read_text()
+    (folder / f"{NAME}.train.inter").write_text(text.replace("\n1\t", "\n\n1\t") + "\n")
+    ds = load_amazon23(folder)
+    assert (ds.interactions["x_label"] == TEST).sum() == 0 and len(ds.interactions) == 6
+    (folder / f"{NAME}.train.inter").write_text(text.replace("\n1\t2\t2", "\n\n1\tx\t2"))
+    with pytest.raises(DataError, match=r"Toy.train.inter: data row 1 \(line 4\): history is 'x'"):
+        load_amazon23(folder)
+    (folder / f"{NAME}.item2id").write_text("B0\t0\t9\nB1\t1\n")
+    with pytest.raises(DataError, match=r"Toy.item2id: rows have 3 tab-separated fields"):
+        load_amazon23(folder)

@@ -42,10 +42,30 @@ def _find_name(folder: Path) -> str:
     return names[0]
 
 
+def _read_table(path: Path, header: tuple[str, ...] | None) -> pd.DataFrame:
+    """A tab-separated file of strings (its first line checked against ``header`` when given); blank lines are
+    skipped, and the index holds each row's 0-based position among the data lines (for line numbers)."""
+    with open_text(path) as fh:
+        if header is not None:
+            first = fh.readline().rstrip("\r\n").split("\t")
+            if tuple(first) != header:
+                raise DataError(f"{path}: header {first[:5]} is not {list(header)}; expected RecBole's sequential "
+                                "atomic columns, tab-separated")
+        try:
+            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame(columns=range(3 if header else 2))
+        except pd.errors.ParserError as err:
+            raise DataError(f"{path}: malformed row ({str(err).strip()}); expected tab-separated fields") from err
+    return raw[~(raw == "").all(axis=1).to_numpy()]
+
+
 def _read_id_map(path: Path) -> pd.Series:
     """``raw id <TAB> index`` lines -> the raw ids ordered by index (indices must be 0..n-1, each once)."""
-    with open_text(path) as fh:
-        table = pd.read_csv(fh, sep="\t", header=None, names=["raw", "index"], dtype=str, keep_default_na=False)
+    table = _read_table(path, header=None)
+    if table.shape[1] != 2:
+        raise DataError(f"{path}: rows have {table.shape[1]} tab-separated fields; expected `raw id <TAB> index`")
+    table.columns = ["raw", "index"]
     bad = ~table["index"].str.fullmatch(r"[0-9]{1,10}").to_numpy(dtype=bool) | (table["raw"] == "").to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -58,16 +78,12 @@ def _read_id_map(path: Path) -> pd.Series:
 
 def _read_rows(path: Path, split: int, n_users: int, n_items: int) -> pd.DataFrame:
     """One split file -> ``user, position, item, first, split`` per row (``first``: the history's first item)."""
-    with open_text(path) as fh:
-        header = fh.readline().rstrip("\r\n").split("\t")
-        if tuple(header) != HEADER:
-            raise DataError(f"{path}: header {header[:5]} is not {list(HEADER)}; expected RecBole's sequential "
-                            "atomic columns, tab-separated")
-        raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False)
-    if raw.shape[1] != 3:
+    raw = _read_table(path, header=HEADER)
+    if raw.shape[1] != 3 and len(raw):
         raise DataError(f"{path}: rows have {raw.shape[1]} tab-separated fields; expected 3")
     raw.columns = ["user", "history", "item"]
-    source = FileRows(path, lines=np.arange(len(raw)) + 2)
+    source = FileRows(path, lines=raw.index.to_numpy() + 2)
+    raw = raw.reset_index(drop=True)
     for column, pattern in (("user", r"[0-9]{1,10}"), ("item", r"[0-9]{1,10}"), ("history", r"[0-9]{1,10}( [0-9]{1,10})*")):
         bad = ~raw[column].str.fullmatch(pattern).to_numpy(dtype=bool)
         if bad.any():
