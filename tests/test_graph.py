@@ -163,6 +163,23 @@ def test_rarity_weights_follow_eq_2_by_hand():
     np.testing.assert_array_equal(cold, [True, True, True, True, False, False])
     with pytest.raises(ValueError):
         rarity_weights(np.array([-1, 2]))
+    amplified, _ = rarity_weights(degree, tau=10, rarity="amplify")  # the text's reading: rarer, heavier
+    log12 = math.log2(12)
+    np.testing.assert_allclose(amplified, [1.0, log12 / math.log2(3), log12 / math.log2(4), log12 / math.log2(11),
+                                           1.0, 1.0], rtol=1e-6)
+    assert (amplified[1:4] > 1).all() and (np.diff(amplified[1:4]) < 0).all()
+    with pytest.raises(ValueError, match="rarity must be one of"):
+        rarity_weights(degree, rarity="boost")
+
+
+def test_motorec_uses_the_chosen_rarity_reading(planted):
+    literal = small_model("motorec", planted).item_weights.numpy()
+    amplify = small_model("motorec", planted, rarity="amplify").item_weights.numpy()
+    expected, _ = rarity_weights(planted.item_degree("train"), 10, "amplify")
+    np.testing.assert_allclose(amplify, expected)
+    assert (amplify >= literal).all() and (amplify > literal).any()
+    with pytest.raises(ValueError, match="MoToRecConfig.rarity"):
+        make_model("motorec", rarity="boost")
 
 
 # ----------------------------------------------------------------------------------------------- contracts

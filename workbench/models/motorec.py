@@ -61,16 +61,24 @@ from .graph_model import GraphModel, content_features, embedding_table, rows
 from .losses import bpr_loss, info_nce, l2_penalty, perturb
 
 
-def rarity_weights(degree: np.ndarray, tau: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """MoToRec eq. 1-2: ``c_i = 1[d_i < tau]``; ``w_i = 1 / log2(d_i + 2)`` if ``c_i`` and ``d_i > 0``, else 1.
-    Returns ``(w, c)``: float32 weights and boolean cold flags ``(n_items,)``."""
+RARITY = ("literal", "amplify")
+
+
+def rarity_weights(degree: np.ndarray, tau: int = 10, rarity: str = "literal") -> tuple[np.ndarray, np.ndarray]:
+    """MoToRec eq. 1-2: ``c_i = 1[d_i < tau]``; for a cold item seen at least once (``c_i`` and ``d_i > 0``)
+    ``w_i = 1 / log2(d_i + 2)`` as printed (``"literal"``: below 1, so it *attenuates* rare items, against the
+    text's "amplification"), or ``log2(tau + 2) / log2(d_i + 2)`` (``"amplify"``: at least 1, the rarer the
+    larger, 1 at ``d_i = tau``: our reading of the text); every other item 1. Returns ``(w, c)``: float32 weights
+    and boolean cold flags ``(n_items,)``."""
     d = np.asarray(degree)
     if d.ndim != 1 or (d < 0).any():
         raise ValueError(f"degree must be a 1-d array of non-negative counts, got shape {d.shape}")
+    if rarity not in RARITY:
+        raise ValueError(f"rarity must be one of {RARITY}, got {rarity!r}")
     cold = d < tau
     w = np.ones(len(d), dtype=np.float32)
     amp = cold & (d > 0)
-    w[amp] = 1.0 / np.log2(d[amp] + 2.0)
+    w[amp] = (1.0 if rarity == "literal" else np.log2(tau + 2.0)) / np.log2(d[amp] + 2.0)
     return w, cold
 
 
@@ -94,6 +102,7 @@ class MoToRecConfig:
     cl_nodes: int = 512           # InfoNCE over at most this many of the batch's users (and items), sampled
     alpha: float = 0.5            # hybrid fusion balance (eq. 8)
     tau: int = 10                 # cold threshold (eq. 1)
+    rarity: str = "literal"       # eq. 2 as printed, or "amplify" (see rarity_weights)
     reg_weight: float = 1e-4      # lambda_reg (eq. 11) on the batch's ego embeddings
     knn_k: int = 10               # HGE item-item graph
     self_loops: bool = True       # eq. 7
@@ -108,6 +117,8 @@ class MoToRecConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", hidden_sizes(self.hidden, "MoToRecConfig"))
+        if self.rarity not in RARITY:
+            raise ValueError(f"MoToRecConfig.rarity must be one of {RARITY}, got {self.rarity!r}")
 
 
 ABLATIONS: dict[str, dict[str, bool]] = {
@@ -174,7 +185,7 @@ class MoToRec(GraphModel):
         if c.dim % len(self.modalities_):
             raise ValueError(f"dim={c.dim} must be divisible by the number of modalities {self.modalities_}")
         self.token_dim_ = c.dim // len(self.modalities_)
-        w, cold = rarity_weights(dataset.item_degree(TRAIN), c.tau)
+        w, cold = rarity_weights(dataset.item_degree(TRAIN), c.tau, c.rarity)
         self.register_buffer("item_weights", torch.as_tensor(w if c.use_ara else np.ones_like(w)))
         self.register_buffer("cold", torch.as_tensor(cold))
         rq = RQVAEConfig(hidden=c.hidden, sparsity_rho=c.rho, sparsity_weight=c.gamma if c.use_sparsity else 0.0,
