@@ -72,7 +72,7 @@ def _break_rows(split, row):
     (dict(captions={str(i): {"description": "no caption"} for i in range(4)}),
      r"Toy.item-image2text.json: item 0 has no '\[Image Visual\]:' caption"),
     (dict(item2id="B0\t0\nB1\t0\nB2\t2\nB3\t3\n"), r"Toy.item2id: indices are not 0..3 each once"),
-    (dict(item2id="B0\t0\nB1\tone\n"), r"Toy.item2id: line 2: expected `raw id <TAB> index`"),
+    (dict(item2id="B0\t0\nB1\tone\n"), r"Toy.item2id: data row 1 \(line 2\): index is 'one'; expected an integer index"),
 ])
 def test_bad_files_are_named(tmp_path, change, match):
     with pytest.raises(DataError, match=match):
@@ -136,5 +136,5 @@ def test_blank_lines_empty_splits_and_ragged_rows(tmp_path):
     with pytest.raises(DataError, match=r"Toy.train.inter: data row 1 \(line 4\): history is 'x'"):
         load_amazon23(folder)
     (folder / f"{NAME}.item2id").write_text("B0\t0\t9\nB1\t1\n")
-    with pytest.raises(DataError, match=r"Toy.item2id: rows have 3 tab-separated fields"):
+    with pytest.raises(DataError, match=r"Toy.item2id: data row 0 \(line 1\) has 3 tab-separated fields; expected 2"):
         load_amazon23(folder)

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import TEST, TRAIN, VALID, DataError, FileRows, RecDataset, check_interactions, row_label
-from .files import open_text
+from .dataset import TEST, TRAIN, VALID, DataError, RecDataset, check_interactions, row_label
+from .files import check_fields, open_text, read_table
 
 HEADER = ("user_id:token", "item_id_list:token_seq", "item_id:token")
 SPLIT_FILES = {TRAIN: "train", VALID: "valid", TEST: "test"}
@@ -42,34 +42,13 @@ def _find_name(folder: Path) -> str:
     return names[0]
 
 
-def _read_table(path: Path, header: tuple[str, ...] | None) -> pd.DataFrame:
-    """A tab-separated file of strings (its first line checked against ``header`` when given); blank lines are
-    skipped, and the index holds each row's 0-based position among the data lines (for line numbers)."""
-    with open_text(path) as fh:
-        if header is not None:
-            first = fh.readline().rstrip("\r\n").split("\t")
-            if tuple(first) != header:
-                raise DataError(f"{path}: header {first[:5]} is not {list(header)}; expected RecBole's sequential "
-                                "atomic columns, tab-separated")
-        try:
-            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
-        except pd.errors.EmptyDataError:
-            return pd.DataFrame(columns=range(3 if header else 2))
-        except pd.errors.ParserError as err:
-            raise DataError(f"{path}: malformed row ({str(err).strip()}); expected tab-separated fields") from err
-    return raw[~(raw == "").all(axis=1).to_numpy()]
+_INDEX = (r"[0-9]{1,10}", "an integer index in ASCII digits")
 
 
 def _read_id_map(path: Path) -> pd.Series:
     """``raw id <TAB> index`` lines -> the raw ids ordered by index (indices must be 0..n-1, each once)."""
-    table = _read_table(path, header=None)
-    if table.shape[1] != 2:
-        raise DataError(f"{path}: rows have {table.shape[1]} tab-separated fields; expected `raw id <TAB> index`")
-    table.columns = ["raw", "index"]
-    bad = ~table["index"].str.fullmatch(r"[0-9]{1,10}").to_numpy(dtype=bool) | (table["raw"] == "").to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: line {row + 1}: expected `raw id <TAB> index` with an ASCII-digit index")
+    table, source = read_table(path, ("raw", "index"))
+    check_fields(table, source, {"index": _INDEX})
     index = table["index"].astype(np.int64).to_numpy()
     if not np.array_equal(np.sort(index), np.arange(len(index))):
         raise DataError(f"{path}: indices are not 0..{len(index) - 1} each once; expected a complete id map")
@@ -78,18 +57,14 @@ def _read_id_map(path: Path) -> pd.Series:
 
 def _read_rows(path: Path, split: int, n_users: int, n_items: int) -> pd.DataFrame:
     """One split file -> ``user, position, item, first, split`` per row (``first``: the history's first item)."""
-    raw = _read_table(path, header=HEADER)
-    if raw.shape[1] != 3 and len(raw):
-        raise DataError(f"{path}: rows have {raw.shape[1]} tab-separated fields; expected 3")
-    raw.columns = ["user", "history", "item"]
-    source = FileRows(path, lines=raw.index.to_numpy() + 2)
-    raw = raw.reset_index(drop=True)
-    for column, pattern in (("user", r"[0-9]{1,10}"), ("item", r"[0-9]{1,10}"), ("history", r"[0-9]{1,10}( [0-9]{1,10})*")):
-        bad = ~raw[column].str.fullmatch(pattern).to_numpy(dtype=bool)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{path}: {row_label(source, row)}: {column} is {raw[column].iloc[row][:60]!r}; expected "
-                            f"{'space-separated ' if column == 'history' else ''}integer ids in ASCII digits")
+    def check_header(first: list[str]) -> None:
+        if tuple(first) != HEADER:
+            raise DataError(f"{path}: header {first[:5]} is not {list(HEADER)}; expected RecBole's sequential "
+                            "atomic columns, tab-separated")
+
+    raw, source = read_table(path, ("user", "history", "item"), check_header)
+    check_fields(raw, source, {"user": _INDEX, "item": _INDEX, "history": (
+        r"[0-9]{1,10}( [0-9]{1,10})*", "space-separated integer ids in ASCII digits")})
     history = raw["history"].str.split(" ")
     out = pd.DataFrame({"user": raw["user"].astype(np.int64), "position": history.str.len().astype(np.int64),
                         "item": raw["item"].astype(np.int64), "first": history.str[0].astype(np.int64),

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 
-from .dataset import DataError
+from .dataset import DataError, FileRows, row_label
 
 MAX_LINE_CHARS = 1 << 22  # 4 Mi characters: a sequence line of ~500,000 items; far beyond any real row
 MANIFEST = "bundle.json"
@@ -137,6 +138,59 @@ def open_text(path: str | Path, limit: int = MAX_LINE_CHARS) -> BoundedText:
     else:
         raw = open(path, encoding="utf-8-sig", newline=None)
     return BoundedText(raw, path, limit)
+
+
+def read_table(path: str | Path, columns: tuple[str, ...],
+               header: Callable[[list[str]], None] | None = None) -> tuple[pd.DataFrame, FileRows]:
+    """A tab-separated text file as strings named ``columns``, and a :class:`FileRows` giving each row's line.
+    ``header(fields)``, when given, checks the first line (and raises) before the body is read. Blank lines are
+    skipped; a row with another number of fields, or an empty field, is a :class:`DataError` naming its line."""
+    path, n = Path(path), len(columns)
+    with open_text(path) as fh:
+        if header is not None:
+            header(fh.readline().rstrip("\r\n").split("\t"))
+        first = 1 + (header is not None)
+        try:  # no names: a row with more fields than the first one is a parser error, never shifted or cut
+            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        except pd.errors.EmptyDataError:
+            raw = pd.DataFrame(columns=range(n))
+        except pd.errors.ParserError as err:
+            raise DataError(f"{path}: {_field_count_error(str(err), n, first)}; expected {n} tab-separated fields "
+                            "per row") from err
+    blank = (raw == "").all(axis=1).to_numpy()
+    source = FileRows(path, lines=np.flatnonzero(~blank) + first)
+    raw = raw[~blank].reset_index(drop=True)
+    if len(raw) and raw.shape[1] != n:
+        raise DataError(f"{path}: {row_label(source, 0)} has {raw.shape[1]} tab-separated fields; expected {n}")
+    raw.columns = list(columns)
+    empty = (raw == "").any(axis=1).to_numpy()
+    if empty.any():
+        raise DataError(f"{path}: {row_label(source, int(np.flatnonzero(empty)[0]))}: empty field(s); expected {n} "
+                        "tab-separated fields")
+    return raw, source
+
+
+def _field_count_error(message: str, n: int, first: int) -> str:
+    """Where the row with the wrong number of fields is, from pandas' "Expected K fields in line N, saw M"
+    (pandas takes K from the first data row, so a K other than ``n`` means that row is the bad one)."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if found is None:
+        return f"malformed row ({message.strip()})"
+    expected, line, saw = map(int, found.groups())
+    if expected != n:
+        return f"the first data row has {expected} fields"
+    return f"line {line + first - 1} has {saw} fields"
+
+
+def check_fields(table: pd.DataFrame, source: FileRows, patterns: dict[str, tuple[str, str]]) -> None:
+    """Raise :class:`DataError` at the first value of a column that does not fully match its regular expression:
+    ``patterns`` maps column -> (pattern, what was expected)."""
+    for column, (pattern, expected) in patterns.items():
+        bad = ~table[column].str.fullmatch(pattern).to_numpy(dtype=bool)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: {row_label(source, row)}: {column} is {table[column].iloc[row][:60]!r}; "
+                            f"expected {expected}")
 
 
 def load_matrix(path: str | Path) -> np.ndarray:

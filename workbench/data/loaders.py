@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import MAX_ID, DataError, FileRows, RecDataset, check_features, check_interactions, inferred_size, row_label
-from .files import bundle_lock, check_name, load_matrix, open_text, verify_manifest, write_bundle
+from .dataset import MAX_ID, DataError, RecDataset, check_features, check_interactions, inferred_size
+from .files import (bundle_lock, check_fields, check_name, load_matrix, open_text, read_table, verify_manifest,
+                    write_bundle)
 from ..core.paths import cache_dir
 from ..core.storage import cached_arrays, content_hash
 
@@ -38,8 +39,9 @@ def _find_inter(folder: Path, name: str | None) -> Path:
     return candidates[0]
 
 
-_DIGITS = {"userID": (r"[0-9]{1,19}", "a non-negative integer id"), "itemID": (r"[0-9]{1,19}", "a non-negative integer id"),
-           "timestamp": (r"-?[0-9]{1,19}", "an integer"), "x_label": (r"[0-9]", "0, 1 or 2")}
+_ID = (r"[0-9]{1,19}", "a non-negative integer id in ASCII digits")
+_DIGITS = {"userID": _ID, "itemID": _ID, "timestamp": (r"-?[0-9]{1,19}", "an integer in ASCII digits"),
+           "x_label": (r"[0-9]", "0, 1 or 2 in ASCII digits")}
 
 
 def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFrame:
@@ -47,8 +49,8 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
     timestamp, x_label``), checking the header and every value (ids, labels and timestamps in ASCII digits).
     Errors give the data row (0-based) and its line in the file."""
     path = Path(path)
-    with open_text(path) as fh:
-        header = fh.readline().rstrip("\r\n").split("\t")
+
+    def check_header(header: list[str]) -> None:
         if tuple(header) != MMREC_COLUMNS:
             missing = [c for c in MMREC_COLUMNS if c not in header]
             extra = [c for c in header if c not in MMREC_COLUMNS]
@@ -56,45 +58,13 @@ def read_mmrec_inter(path: str | Path, duplicates: str = "error") -> pd.DataFram
                 f"{path}: header {[h[:40] for h in header[:8]]} does not match the MMRec columns {list(MMREC_COLUMNS)} "
                 f"(missing {missing}, unexpected {extra[:5]}); expected tab-separated columns in that order"
             )
-        try:  # no names: a row with more fields than the first one is a parser error, never shifted or cut
-            raw = pd.read_csv(fh, sep="\t", header=None, dtype=str, keep_default_na=False, skip_blank_lines=False)
-        except pd.errors.EmptyDataError:
-            raw = pd.DataFrame(columns=list(MMREC_COLUMNS))
-        except pd.errors.ParserError as err:
-            raise DataError(f"{path}: {_field_count_error(str(err))}; expected {len(MMREC_COLUMNS)} tab-separated "
-                            "fields per row") from err
-    blank = (raw == "").all(axis=1).to_numpy()  # blank lines are skipped; rows keep their line numbers
-    source = FileRows(path, lines=np.flatnonzero(~blank) + 2)
-    raw = raw[~blank].reset_index(drop=True)
+
+    raw, source = read_table(path, MMREC_COLUMNS, check_header)
     if raw.empty:
         raise DataError(f"{path}: no interaction rows after the header")
-    if raw.shape[1] != len(MMREC_COLUMNS):
-        raise DataError(f"{path}: data row 0 has {raw.shape[1]} tab-separated fields; expected {len(MMREC_COLUMNS)}")
-    raw.columns = list(MMREC_COLUMNS)
-    if (raw == "").any(axis=1).any():
-        row = int(np.flatnonzero((raw == "").any(axis=1).to_numpy())[0])
-        raise DataError(f"{path}: {row_label(source, row)}: empty field(s); expected "
-                        f"{len(MMREC_COLUMNS)} tab-separated fields")
-    for column, (pattern, expected) in _DIGITS.items():
-        bad = ~raw[column].str.fullmatch(pattern).to_numpy(dtype=bool)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{path}: {row_label(source, row)}: {column} is {raw[column].iloc[row][:40]!r}; "
-                            f"expected {expected} in ASCII digits")
+    check_fields(raw, source, _DIGITS)
     df = raw.rename(columns={"userID": "user_id", "itemID": "item_id"})
     return check_interactions(df, source, duplicates=duplicates)
-
-
-def _field_count_error(message: str) -> str:
-    """Which data row has the wrong number of fields, from pandas' "Expected K fields in line N, saw M" (pandas
-    takes K from the first data row, so a K other than 5 means that row is the bad one)."""
-    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
-    if found is None:
-        return f"malformed row ({message.strip()})"
-    expected, line, saw = map(int, found.groups())
-    if expected != len(MMREC_COLUMNS):
-        return f"data row 0 has {expected} fields"
-    return f"data row {line - 1} has {saw} fields"
 
 
 def _check_bundle_folder(folder: Path) -> None:
