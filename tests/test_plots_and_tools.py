@@ -37,7 +37,7 @@ def test_project_2d_keeps_clusters(method):
 
 def test_plots_return_figures(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_FIGURES", str(tmp_path))
-    ds = wb.make_catalogue(wb.catalogue_config("smoke", n_items=16, n_users=12, mean_interactions=4.0,
+    ds = wb.make_catalogue(wb.catalogue_config("smoke", n_items=16, n_users=12, mean_interactions=4.0, min_interactions=3,
                                                max_interactions=8, image_size=32))
     fig, ax = plt.subplots()
     assert wb.plot_degree_distribution(ds.item_degree(None), ax=ax) is fig

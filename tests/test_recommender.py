@@ -8,11 +8,13 @@ import torch
 from workbench.bench.eval import bench_eval
 from workbench.evaluation.ranking import evaluate_ranking, evaluate_split
 from workbench.models.baselines import PopularityRecommender, RandomRecommender
+from workbench.models.oracle import OracleRecommender
 from workbench.data.splits import random_split
 from workbench.data.strata import degree_strata
 from workbench.data.synthetic import catalogue_config, make_catalogue
 
-MODELS = {"popularity": PopularityRecommender, "random": lambda: RandomRecommender(seed=3)}
+MODELS = {"popularity": PopularityRecommender, "random": lambda: RandomRecommender(seed=3),
+          "oracle": OracleRecommender}
 
 
 @pytest.fixture(scope="module")

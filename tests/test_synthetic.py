@@ -96,46 +96,71 @@ def test_modalities_are_complementary():
                 assert acc < majority + 0.1, (attr, modality, acc)
 
 
+def _fake_encoders(monkeypatch, encoded: list) -> None:
+    monkeypatch.setattr("workbench.data.encoders.encode_images",
+                        lambda images, **kw: encoded.append("image") or np.zeros((len(images), 1280), np.float32))
+    monkeypatch.setattr("workbench.data.encoders.encode_texts",
+                        lambda texts, **kw: encoded.append("text") or np.ones((len(texts), 384), np.float32))
+
+
+_TINY = dict(n_items=16, n_users=12, mean_interactions=4.0, min_interactions=3, max_interactions=8, image_size=32)
+
+
 def test_cache_round_trip_keeps_dtypes(tmp_path, monkeypatch):
-    """What load_synthetic reads back from its cache equals what the generator made (dtypes included)."""
+    """What load_synthetic returns equals what the generator makes (dtypes included), from a fresh cache and
+    from a cache hit; the cache holds one image-feature and one text-feature file."""
     import workbench.data.synthetic as syn
 
     monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
-    cfg = catalogue_config("smoke", n_items=16, n_users=12, mean_interactions=4.0, max_interactions=8, image_size=32)
-    monkeypatch.setattr("workbench.data.encoders.encode_images", lambda images, **kw: np.zeros((len(images), 1280), np.float32))
-    monkeypatch.setattr("workbench.data.encoders.encode_texts", lambda texts, **kw: np.ones((len(texts), 384), np.float32))
+    encoded = []
+    _fake_encoders(monkeypatch, encoded)
+    cfg = catalogue_config("smoke", **_TINY)
     built = syn.load_synthetic(config=cfg)
-    files = list((tmp_path / "cache").glob("synthetic-*.npz"))
-    assert len(files) == 1
+    assert sorted(p.name.split("-")[1] for p in (tmp_path / "cache").glob("synthetic-*.npz")) == ["image", "text"]
     cached = syn.load_synthetic(config=cfg)
+    assert encoded == ["image", "text"]  # the second load was a cache hit
     raw = make_catalogue(cfg)
     for ds in (built, cached):
         pd.testing.assert_frame_equal(ds.items, raw.items)
         pd.testing.assert_frame_equal(ds.users, raw.users)
         pd.testing.assert_frame_equal(ds.interactions, raw.interactions)
+        np.testing.assert_array_equal(ds.images, raw.images)
+        assert ds.choice_model is not None
     assert cached.items["new_arrival"].dtype == bool
 
 
-def test_a_damaged_or_foreign_catalogue_cache_is_rebuilt(tmp_path, monkeypatch):
-    """A truncated cache, one with flipped bytes, or another catalogue's cache copied under this name is
-    rebuilt with a warning, never loaded; a hit encodes nothing."""
+def test_behaviour_options_reuse_the_features_and_change_only_the_choices(tmp_path, monkeypatch):
+    """A config that changes only how users choose (popularity strength) keeps the items, images and cached
+    features, and draws other interactions; a new seed changes the items too."""
     import workbench.data.synthetic as syn
 
     monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
     encoded = []
-    monkeypatch.setattr("workbench.data.encoders.encode_images",
-                        lambda images, **kw: encoded.append("image") or np.zeros((len(images), 1280), np.float32))
-    monkeypatch.setattr("workbench.data.encoders.encode_texts",
-                        lambda texts, **kw: np.ones((len(texts), 384), np.float32))
-    small = dict(n_items=16, mean_interactions=4.0, max_interactions=8, image_size=32)
-    cfg, other = catalogue_config("smoke", n_users=12, **small), catalogue_config("smoke", n_users=14, **small)
+    _fake_encoders(monkeypatch, encoded)
+    cfg = catalogue_config("smoke", **_TINY)
+    base = syn.load_synthetic(config=cfg)
+    weaker = syn.load_synthetic(config=catalogue_config("smoke", **_TINY, popularity_weight=0.0))
+    assert encoded == ["image", "text"]
+    pd.testing.assert_frame_equal(weaker.items, base.items)
+    assert not weaker.interactions.equals(base.interactions)
+    syn.load_synthetic(config=catalogue_config("smoke", **_TINY, seed=1))
+    assert encoded == ["image", "text"] * 2
+
+
+def test_a_damaged_or_foreign_feature_cache_is_rebuilt(tmp_path, monkeypatch):
+    """A truncated cache, one with flipped bytes, or another catalogue's cache copied under this name is
+    rebuilt with a warning, never loaded."""
+    import workbench.data.synthetic as syn
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
+    encoded = []
+    _fake_encoders(monkeypatch, encoded)
+    cfg, other = catalogue_config("smoke", **_TINY), catalogue_config("smoke", **_TINY, seed=1)
     reference = syn.load_synthetic(config=cfg)
-    (path,) = (tmp_path / "cache").glob("synthetic-*.npz")
+    (path,) = (tmp_path / "cache").glob("synthetic-image-*.npz")
     good = path.read_bytes()
-    syn.load_synthetic(config=cfg)
-    assert encoded == ["image"]  # the second load was a cache hit
     syn.load_synthetic(config=other)
-    (foreign,) = set((tmp_path / "cache").glob("synthetic-*.npz")) - {path}
+    (foreign,) = set((tmp_path / "cache").glob("synthetic-image-*.npz")) - {path}
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0xFF
     for what, content in {"truncated": good[:-100], "flipped": bytes(flipped),
@@ -143,5 +168,5 @@ def test_a_damaged_or_foreign_catalogue_cache_is_rebuilt(tmp_path, monkeypatch):
         path.write_bytes(content)
         with pytest.warns(RuntimeWarning, match="rebuilding"):
             again = syn.load_synthetic(config=cfg)
-        pd.testing.assert_frame_equal(again.interactions, reference.interactions, obj=what)
+        np.testing.assert_array_equal(again.features["image"], reference.features["image"], err_msg=what)
         assert path.read_bytes() != content

@@ -17,9 +17,10 @@ from .core.paths import cache_dir, data_dir, figures_dir, repo_root, save_figure
 from .core.runtime import get_device, seed_everything
 from .data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
 from .data.amazon23 import load_amazon23
+from .data.choices import ChoiceModel
 from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
 from .data.splits import leave_one_out, random_split, temporal_split
-from .data.strata import cold_mask, degree_strata, popularity_quartiles
+from .data.strata import cold_mask, cold_start_profile, degree_strata, gini, popularity_quartiles
 from .data.synthetic import CatalogueConfig, catalogue_config, load_synthetic, make_catalogue
 from .evaluation.ctr import auc, gauc
 from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
@@ -33,6 +34,7 @@ from .models.freedom import FREEDOM, FreedomConfig
 from .models.graph_model import GraphModel
 from .models.lightgcn import LightGCN, LightGCNConfig
 from .models.mf import MFBPR, MFConfig
+from .models.oracle import OracleRecommender
 from .models.motorec import ABLATIONS, MoToRec, MoToRecConfig, ablation_config, rarity_weights
 from .models.sampling import sample_triplets
 from .models.vbpr import VBPR, VBPRConfig
@@ -60,6 +62,7 @@ __all__ = [
     "CatalogueConfig", "catalogue_config", "load_synthetic", "make_catalogue",
     "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences", "load_amazon23",
     "random_split", "leave_one_out", "temporal_split", "cold_mask", "degree_strata", "popularity_quartiles",
+    "gini", "cold_start_profile", "ChoiceModel",
     # evaluation
     "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc",
     "t_halfwidth", "bootstrap_ci", "paired_test", "EarlyStopping",
@@ -77,7 +80,7 @@ __all__ = [
     "attribute_purity", "attribute_scores", "compare_tokenizers", "code_case_study",
     # models
     "Recommender", "Recommendation", "make_model", "model_classes", "register",
-    "PopularityRecommender", "RandomRecommender", "GraphModel", "MFBPR", "MFConfig", "LightGCN", "LightGCNConfig",
+    "PopularityRecommender", "RandomRecommender", "OracleRecommender", "GraphModel", "MFBPR", "MFConfig", "LightGCN", "LightGCNConfig",
     "VBPR", "VBPRConfig", "FREEDOM", "FreedomConfig", "MoToRec", "MoToRecConfig", "ABLATIONS", "ablation_config",
     "rarity_weights", "NormalizedAdjacency", "content_graph", "knn_graph", "sample_triplets",
     # analysis

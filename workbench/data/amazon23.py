@@ -125,7 +125,7 @@ def _captions(table: pd.DataFrame, path: Path) -> list[str]:
 def load_amazon23(folder: str | Path, use_cache: bool = True, device: str | None = None) -> RecDataset:
     """Load an Amazon Reviews 2023 subset (see the module doc) with ``text`` and ``caption`` features and its
     train/valid/test split. ``items`` keeps the raw ASIN, title, brand, categories and caption."""
-    from .loaders import _cached_text_features
+    from .encoders import cached_text_features
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -139,8 +139,8 @@ def load_amazon23(folder: str | Path, use_cache: bool = True, device: str | None
     meta, captioned = _read_items(path["item.json"], len(asins)), _read_items(path["item-image2text.json"], len(asins))
     captions = _captions(captioned, path["item-image2text.json"])
     texts = meta[list(_TEXT_FIELDS)].apply(lambda r: " ".join(v for v in r if v), axis=1).tolist()
-    features = {"text": _cached_text_features(texts, f"{name}-text", use_cache, device),
-                "caption": _cached_text_features(captions, f"{name}-caption", use_cache, device)}
+    features = {"text": cached_text_features(texts, f"{name}-text", use_cache, device),
+                "caption": cached_text_features(captions, f"{name}-caption", use_cache, device)}
     items = meta[["title", "brand", "categories"]].assign(raw_id=asins.to_numpy(), caption=captions)
     ds = RecDataset(name=f"amazon23-{name}", interactions=check_interactions(inter, str(folder)),
                     n_users=len(users), n_items=len(asins), features=features, items=items,

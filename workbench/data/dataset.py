@@ -196,6 +196,8 @@ class RecDataset:
         images: ``(n_items, H, W, 3)`` uint8 renders, or ``None``.
         users: per-user metadata (for synthetic data: the planted tastes), row ``u`` = user ``u``; or ``None``.
         description: one line saying what the data is (synthetic data says so here).
+        choice_model: for generated data, the parameters behind every choice
+            (:class:`workbench.data.choices.ChoiceModel`, what the oracle ranks by); ``None`` for real data.
     """
 
     name: str
@@ -207,6 +209,7 @@ class RecDataset:
     images: np.ndarray | None = None
     users: pd.DataFrame | None = None
     description: str = ""
+    choice_model: object | None = None
 
     def __post_init__(self) -> None:
         for what in ("n_users", "n_items"):
@@ -221,6 +224,10 @@ class RecDataset:
             raise DataError(f"{self.name}: user metadata has {len(self.users)} rows, expected {self.n_users}")
         if self.images is not None and (self.images.ndim != 4 or len(self.images) != self.n_items):
             raise DataError(f"{self.name}: images must be (n_items, H, W, 3), got {self.images.shape}")
+        model = self.choice_model
+        if model is not None and (model.n_users, model.n_items) != (self.n_users, self.n_items):
+            raise DataError(f"{self.name}: the choice model covers {model.n_users} users and {model.n_items} items, "
+                            f"the dataset {self.n_users} and {self.n_items}")
 
     # ------------------------------------------------------------------ splits
     @property

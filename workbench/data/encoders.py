@@ -15,7 +15,9 @@ from importlib import metadata
 import numpy as np
 import torch
 
+from ..core.paths import cache_dir
 from ..core.runtime import get_device
+from ..core.storage import cached_arrays, content_hash
 
 IMAGE_DIM = 1280
 TEXT_DIM = 384
@@ -89,3 +91,30 @@ def encode_texts(texts: list[str], batch_size: int = 128, device: str | None = N
     model = _text_model(str(get_device(device)))
     emb = model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True)
     return np.asarray(emb, dtype=np.float32)
+
+
+def cached_text_features(texts: list[str], tag: str, use_cache: bool = True, device: str | None = None,
+                         progress: bool = False) -> np.ndarray:
+    """:func:`encode_texts` of ``texts``, cached in ``data/cache/<tag>-text-<key>.npz`` where the key hashes the
+    texts themselves and :func:`encoder_versions` (a cache is reused only for the same content)."""
+    key = content_hash({"texts": list(texts), "encoders": encoder_versions()}, length=64)
+    return _cached_features(f"{tag}-text-{key[:16]}.npz", key, "text", len(texts),
+                            lambda: encode_texts(texts, device=device, progress=progress), use_cache)
+
+
+def cached_image_features(images: np.ndarray, tag: str, use_cache: bool = True, device: str | None = None,
+                          progress: bool = False) -> np.ndarray:
+    """:func:`encode_images` of ``images``, cached in ``data/cache/<tag>-image-<key>.npz`` where the key hashes
+    the images' bytes and :func:`encoder_versions`."""
+    key = content_hash({"images": content_hash(np.asarray(images), length=64), "encoders": encoder_versions()},
+                       length=64)
+    return _cached_features(f"{tag}-image-{key[:16]}.npz", key, "image", len(images),
+                            lambda: encode_images(images, device=device, progress=progress), use_cache)
+
+
+def _cached_features(name: str, key: str, modality: str, rows: int, encode, use_cache: bool) -> np.ndarray:
+    def check(arrays: dict[str, np.ndarray]) -> None:
+        if arrays.get(modality, np.empty(0)).shape[:1] != (rows,):
+            raise ValueError(f"expected {rows} rows of {modality} features")
+
+    return cached_arrays(cache_dir() / name, key, lambda: {modality: encode()}, check, use_cache)[modality]

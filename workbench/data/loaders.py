@@ -20,8 +20,6 @@ import pandas as pd
 from .dataset import MAX_ID, DataError, RecDataset, check_features, check_interactions, inferred_size
 from .files import (bundle_lock, check_fields, check_name, load_matrix, open_text, read_table, verify_manifest,
                     write_bundle)
-from ..core.paths import cache_dir
-from ..core.storage import cached_arrays, content_hash
 
 MMREC_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
 _FEAT_SUFFIX = "_feat.npy"
@@ -190,25 +188,14 @@ def load_ml100k(use_cache: bool = True, device: str | None = None) -> RecDataset
     genre = np.zeros((len(items), len(vocab)), dtype=np.float32)
     rows = np.repeat(np.arange(len(items)), genre_lists.str.len())
     genre[rows, pd.Index(vocab).get_indexer([g for gs in genre_lists for g in gs])] = 1.0
-    text = _cached_text_features(texts, "ml-100k", use_cache, device)
+    from .encoders import cached_text_features  # imports torch and transformers only when needed
+
+    text = cached_text_features(texts, "ml-100k", use_cache, device)
     return RecDataset(
         name="ml-100k", interactions=df, n_users=len(raw_users), n_items=len(raw_items),
         features={"text": text, "genre": genre}, items=items,
         description="MovieLens 100K (GroupLens), read from the installed recbole 1.2.1 wheel",
     )
-
-
-def _cached_text_features(texts: list[str], tag: str, use_cache: bool, device: str | None) -> np.ndarray:
-    from .encoders import encode_texts, encoder_versions
-
-    key = content_hash({"texts": texts, "encoders": encoder_versions()}, length=64)
-
-    def check(arrays: dict[str, np.ndarray]) -> None:
-        if arrays.get("text", np.empty(0)).shape[:1] != (len(texts),):
-            raise ValueError(f"expected {len(texts)} rows of text features")
-
-    return cached_arrays(cache_dir() / f"{tag}-text-{key[:16]}.npz", key,
-                         lambda: {"text": encode_texts(texts, device=device)}, check, use_cache)["text"]
 
 
 # ------------------------------------------------------------------------------------------ sequence files

@@ -4,6 +4,7 @@
 * :func:`cold_mask`: MoToRec's cold items have fewer than ``tau = 10`` training interactions
   (``inclusive=False``); CEMG's have at most 5 (``tau=5, inclusive=True``).
 * :func:`popularity_quartiles`: MMQ's popular (top 25%) and long-tail (bottom 25%) items by training degree.
+* :func:`gini` and :func:`cold_start_profile`: how long-tailed a split is (to compare a catalogue with real data).
 
 Each returns boolean item masks keyed by a readable name, ready for the evaluator's ``strata`` argument.
 """
@@ -49,3 +50,29 @@ def popularity_quartiles(degree: np.ndarray, fraction: float = 0.25, seed: int =
     popular[order[n - k:]] = True
     tail[order[:k]] = True
     return {"popular": popular, "long_tail": tail}
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative ``values`` (e.g. item degrees): 0 when all are equal, towards 1 when
+    one item takes everything.
+
+    >>> gini(np.array([1, 1, 1, 1])), gini(np.array([0, 0, 0, 4]))
+    (0.0, 0.75)
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    if x.ndim != 1 or not len(x) or x.min() < 0 or x.sum() == 0:
+        raise ValueError("gini needs a non-empty 1-D array of non-negative values with a positive sum")
+    n = len(x)
+    return float((2 * np.arange(1, n + 1) - n - 1).dot(x) / (n * x.sum()))
+
+
+def cold_start_profile(train_degree: np.ndarray, test_items: np.ndarray, tau: int = 10) -> dict[str, float]:
+    """How long-tailed a split is, in the numbers that decide a cold-start study: the Gini of the items'
+    training degrees, the share of items with fewer than ``tau`` training interactions (cold), the share of
+    test interactions that go to them, and the share of zero-shot items. ``train_degree`` ``(n_items,)``;
+    ``test_items`` the item id of every test interaction."""
+    cold = cold_mask(train_degree, tau)
+    test_items = np.asarray(test_items)
+    return {"item-degree Gini": gini(train_degree), f"items with < {tau} train interactions": float(cold.mean()),
+            "their share of test interactions": float(cold[test_items].mean()) if len(test_items) else np.nan,
+            "zero-shot items": float((np.asarray(train_degree) == 0).mean())}

@@ -5,20 +5,22 @@ some only in its generated text (``material``, ``brand``, ``price_tier``), one i
 modalities are complementary, so a tokenizer has something to disentangle. Images are encoded by
 EfficientNet-Lite0 (1280-d), texts by all-MiniLM-L6-v2 (384-d), exactly as real features would be.
 
-Users have latent tastes over the attributes; each user's interactions form a time-ordered sequence in which
-the next item tends to follow the category (and colour) of the previous one, drawn with a long-tailed item
-popularity, so there are zero-shot items and items with 1-4 and 5-9 training interactions. Ratings (1-5) grow
-with the user's true affinity for the item (positive = rating > 3, as in MMQ).
+Users have latent tastes over the attributes and make time-ordered choices (:mod:`workbench.data.choices`): each
+choice weighs the item's content appeal to the user, its exposure (a tunable popularity strength) and whether it
+follows the previous item's category and colour, among the items already released. Part of the catalogue is
+released over the year, so there are items that are cold because they are new, and the latest arrivals become
+zero-shot items once held out. Ratings (1-5) grow with the user's appeal for the item (positive = rating > 3, as
+in MMQ). ``dataset.choice_model`` keeps the parameters behind every choice: the oracle
+(:class:`workbench.models.oracle.OracleRecommender`) ranks by them.
 
-Everything is deterministic given :class:`CatalogueConfig` (which includes the seed). Encoded features are
-cached under ``data/cache`` keyed by a hash of the config, the generator's source and the encoder versions.
+Everything is deterministic given :class:`CatalogueConfig` (which includes the seed); items, images, release
+times, tastes and choices each draw from their own random stream, so changing, say, the popularity strength
+changes the choices and nothing else. Encoded features are cached under ``data/cache`` keyed by the content
+they encode (the images' bytes, the texts) and the encoder versions.
 """
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +28,8 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from ..core.config import preset
+from .choices import ChoiceModel, draw_choices
 from .dataset import RecDataset
-from ..core.paths import cache_dir
-from ..core.storage import cached_arrays, content_hash
 
 
 CATEGORIES = ("t-shirt", "dress", "trousers", "shoe", "handbag", "hat", "mug", "lamp")
@@ -84,28 +85,47 @@ _SHAPES = {
 
 @dataclass(frozen=True)
 class CatalogueConfig:
-    """Sizes and strengths of the synthetic catalogue. Presets per profile: :data:`PRESETS`."""
+    """Sizes and strengths of the synthetic catalogue. Presets per profile: :data:`PRESETS`.
+
+    The default is calibrated against the real Amazon Baby interactions (notebook 00 shows both side by side):
+    item-degree Gini, the share of items with fewer than 10 training interactions and the share of test
+    interactions they receive, and how close popularity comes to LightGCN."""
 
     n_items: int = 3000
     n_users: int = 6000
-    mean_interactions: float = 17.0     # mean sequence length per user (log-normal, clipped)
-    min_interactions: int = 3
+    mean_interactions: float = 11.5     # mean sequence length per user (log-normal, clipped)
+    min_interactions: int = 5           # as in a 5-core dataset
     max_interactions: int = 150
-    popularity_exponent: float = 1.2    # Zipf exponent of the items' intrinsic popularity
-    new_arrival_fraction: float = 0.05  # items released late: only in the last 30% of each user's sequence
-    popularity_weight: float = 1.0      # weight of log-popularity in each choice
-    taste_weight: float = 1.0           # weight of the user's attribute affinity in each choice
+    popularity_exponent: float = 1.0    # Zipf exponent of the items' exposure
+    exposure_floor: float = 0.25        # share of all exposure spread evenly over the items (every item is listed)
+    popularity_weight: float = 1.3      # popularity strength: weight of log-exposure in each choice (0 = none)
+    taste_weight: float = 1.0           # weight of the user's content appeal in each choice
     sequence_weight: float = 2.0        # weight of "follows the previous item" in each choice
+    release_fraction: float = 0.3       # share of items released over the timeline instead of from the start
+    new_arrival_fraction: float = 0.15  # the latest-released items: held out as zero-shot items by the notebooks
+    timeline_days: float = 365.0        # users start, and items are released, uniformly over this many days
     image_size: int = 128               # rendered image side in pixels
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.n_items < len(CATEGORIES) or self.n_users < 1:
             raise ValueError(f"need n_items >= {len(CATEGORIES)} and n_users >= 1, got {self.n_items}, {self.n_users}")
-        if not self.min_interactions <= self.mean_interactions <= self.max_interactions <= self.n_items:
-            raise ValueError("need min_interactions <= mean_interactions <= max_interactions <= n_items")
-        if not 0 <= self.new_arrival_fraction < 1:
-            raise ValueError(f"new_arrival_fraction must be in [0, 1), got {self.new_arrival_fraction}")
+        if not 1 <= self.min_interactions <= self.mean_interactions <= self.max_interactions:
+            raise ValueError("need 1 <= min_interactions <= mean_interactions <= max_interactions, got "
+                             f"{self.min_interactions}, {self.mean_interactions}, {self.max_interactions}")
+        if not 0 <= self.new_arrival_fraction <= self.release_fraction < 1:
+            raise ValueError("need 0 <= new_arrival_fraction <= release_fraction < 1, got "
+                             f"{self.new_arrival_fraction}, {self.release_fraction}")
+        if self.max_interactions > (1 - self.release_fraction) * self.n_items:
+            raise ValueError(f"max_interactions ({self.max_interactions}) must not exceed the items there from the "
+                             f"start ((1 - release_fraction) * n_items = {(1 - self.release_fraction) * self.n_items:g})")
+        if not 0 <= self.exposure_floor <= 1:
+            raise ValueError(f"exposure_floor must be in [0, 1], got {self.exposure_floor}")
+        for name in ("popularity_exponent", "popularity_weight", "taste_weight", "sequence_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.timeline_days > 0:
+            raise ValueError(f"timeline_days must be > 0, got {self.timeline_days}")
         if self.image_size < 32:
             raise ValueError(f"image_size must be >= 32 pixels, got {self.image_size}")
 
@@ -116,6 +136,8 @@ PRESETS = {
     # Baby's shape (19,445 users, 7,050 items, ~160k interactions) for benchmarks and paper-scale runs.
     "paper": CatalogueConfig(n_items=7050, n_users=19445, mean_interactions=8.3, max_interactions=200),
 }
+# the random stream of each part of the catalogue: np.random.default_rng([seed, stream])
+_ITEM_STREAM, _IMAGE_STREAM, _RELEASE_STREAM, _TASTE_STREAM, _CHOICE_STREAM = range(5)
 
 
 def catalogue_config(profile: str | None = None, **changes) -> CatalogueConfig:
@@ -125,7 +147,8 @@ def catalogue_config(profile: str | None = None, **changes) -> CatalogueConfig:
 
 # ------------------------------------------------------------------------------------------------ items
 def generate_items(cfg: CatalogueConfig, rng: np.random.Generator) -> pd.DataFrame:
-    """Planted attributes, title and description of each item; one row per item."""
+    """Planted attributes, title, description, release time and new-arrival flag of each item; one row per
+    item (the release schedule draws from its own stream)."""
     n = cfg.n_items
     brand_p = 1.0 / np.arange(1, len(BRANDS) + 1) ** 0.7
     items = pd.DataFrame({
@@ -136,11 +159,12 @@ def generate_items(cfg: CatalogueConfig, rng: np.random.Generator) -> pd.DataFra
         "material": rng.choice(MATERIALS, n),
         "brand": rng.choice(BRANDS, n, p=brand_p / brand_p.sum()),
         "price_tier": rng.choice(PRICE_TIERS, n, p=[0.35, 0.4, 0.25]),
-        "new_arrival": rng.random(n) < cfg.new_arrival_fraction,
     })
     titles, descriptions = zip(*(_item_text(row, rng) for row in items.itertuples(index=False)))
     items["title"] = titles
     items["description"] = descriptions
+    items["released"], items["new_arrival"] = release_schedule(
+        cfg, np.random.default_rng([cfg.seed, _RELEASE_STREAM]))
     return items
 
 
@@ -247,166 +271,123 @@ def _attribute_codes(items: pd.DataFrame) -> dict[str, tuple[np.ndarray, int]]:
 # How much each attribute matters to users' tastes, and how concentrated tastes are (Dirichlet alpha).
 _TASTE = {"category": (1.0, 0.3), "colour": (0.7, 0.4), "pattern": (0.3, 1.0), "material": (0.7, 0.4),
           "brand": (0.4, 0.5), "price_tier": (0.4, 1.0)}
+_EPOCH = 1_600_000_000  # the timeline's first second (unix time)
+_DAY = 86400.0
 
 
-def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig,
-                          rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sample each user's time-ordered interaction sequence. Returns ``(interactions, users)``; ``users``
-    holds each user's favourite value of every attribute (the planted taste)."""
-    codes = _attribute_codes(items)
-    n_users, n_items = cfg.n_users, cfg.n_items
-    affinity = np.zeros((n_users, n_items), dtype=np.float32)
-    users = {}
-    for attr, (weight, alpha) in _TASTE.items():
-        item_code, n_values = codes[attr]
-        pref = rng.dirichlet(np.full(n_values, alpha), size=n_users).astype(np.float32)
-        users[f"favourite_{attr}"] = pref.argmax(1)
-        affinity += weight * np.log(pref[:, item_code] + 1e-3)  # (U, I) log-preference of each item's value
-    affinity -= affinity.mean(1, keepdims=True)
-    popularity = 1.0 / (rng.permutation(n_items) + 1.0) ** cfg.popularity_exponent
-    base = cfg.taste_weight * affinity + cfg.popularity_weight * np.log(popularity)[None, :].astype(np.float32)
-    # Sequential structure: after an item of category c, categories follow[c] (same or complementary) get a
-    # bonus; the same colour gets half of it (an image-only sequential signal).
-    cat, n_cat = codes["category"]
-    col, _ = codes["colour"]
-    follow = np.eye(n_cat, dtype=np.float32) * 0.6
-    follow[np.arange(n_cat), rng.permutation(n_cat)] += 0.4
-    lengths = _sequence_lengths(cfg, rng)
-    new = items["new_arrival"].to_numpy(dtype=bool)
-    seq = _sample_sequences(base, lengths, cfg.sequence_weight * follow[:, cat], cat, col, cfg.sequence_weight,
-                            new, rng)
-    user_ids = np.repeat(np.arange(n_users), lengths)
-    gaps = rng.exponential(2 * 86400.0, size=len(user_ids))  # mean two days between interactions
-    starts = rng.uniform(0, 365 * 86400.0, size=n_users)
-    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
-    cumgaps = np.cumsum(gaps)
-    timestamps = starts[user_ids] + cumgaps - np.repeat(cumgaps[offsets] - gaps[offsets], lengths)
-    rating = _ratings(affinity[user_ids, seq], rng)
-    inter = pd.DataFrame({
-        "user_id": user_ids, "item_id": seq, "rating": rating,
-        "timestamp": (1_600_000_000 + timestamps).astype(np.int64),
-    })
-    user_table = pd.DataFrame({k: np.array(VOCAB[k.removeprefix("favourite_")])[v] for k, v in users.items()})
-    return inter, user_table
+def release_schedule(cfg: CatalogueConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's release time ``(n_items,)`` int64 (unix seconds) and new-arrival flag ``(n_items,)`` bool.
+
+    A share ``1 - release_fraction`` of the catalogue is there from the first day; the rest is released at
+    uniformly random times over the timeline. The ``new_arrival_fraction`` latest-released items are the new
+    arrivals (the notebooks hold all their interactions out, so they are zero-shot items)."""
+    n = cfg.n_items
+    released = np.zeros(n)
+    late = rng.permutation(n)[:int(round(cfg.release_fraction * n))]
+    released[late] = rng.uniform(0, cfg.timeline_days * _DAY, size=len(late))
+    new = np.zeros(n, dtype=bool)
+    new[np.argsort(-released, kind="stable")[:int(round(cfg.new_arrival_fraction * n))]] = True
+    return (_EPOCH + released).astype(np.int64), new
 
 
-def _sequence_lengths(cfg: CatalogueConfig, rng: np.random.Generator) -> np.ndarray:
+def _step_times(cfg: CatalogueConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Every user's choice times (user by user, in time order) and the ``(n_users + 1,)`` offsets: a start
+    uniform over the timeline, then gaps of two days on average."""
     sigma = 0.8
     mu = math.log(cfg.mean_interactions) - sigma**2 / 2
-    raw = rng.lognormal(mu, sigma, size=cfg.n_users)
-    return np.clip(np.rint(raw), cfg.min_interactions, cfg.max_interactions).astype(np.int64)
+    lengths = np.clip(np.rint(rng.lognormal(mu, sigma, size=cfg.n_users)), cfg.min_interactions,
+                      cfg.max_interactions).astype(np.int64)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    gaps = rng.exponential(2 * _DAY, size=offsets[-1])
+    cumgaps = np.cumsum(gaps)
+    first = offsets[:-1]
+    since_start = cumgaps - np.repeat(cumgaps[first] - gaps[first], lengths)  # each user's own running sum
+    starts = rng.uniform(0, cfg.timeline_days * _DAY, size=cfg.n_users)
+    return np.floor(_EPOCH + np.repeat(starts, lengths) + since_start), offsets
 
 
-def _sample_sequences(base, lengths, follow_bonus, cat, col, seq_weight, new, rng) -> np.ndarray:
-    """Gumbel-max sampling without replacement, one time step at a time for all active users at once.
-    ``follow_bonus[c]`` is the ``(n_items,)`` bonus after an item of category ``c``; the same colour as the
-    previous item adds half of ``seq_weight``; items flagged ``new`` are available only in the last 30% of a
-    sequence. Returns the flat item ids, user by user."""
-    n_users, n_items = base.shape
-    n_col = col.max() + 1
-    # bonus after an item of (category c, colour k): row c * n_col + k, shape (n_cat * n_col, n_items)
-    same_colour = (np.arange(n_col)[:, None] == col[None, :]).astype(np.float32)
-    bonus = (follow_bonus[:, None, :] + 0.5 * seq_weight * same_colour[None, :, :]).reshape(-1, n_items)
-    out = np.zeros((n_users, lengths.max()), dtype=np.int64)
-    for t in range(lengths.max()):
-        active = np.flatnonzero(lengths > t)  # users still active were active at t - 1 too
-        logits = base[active]  # (A, I) copy
-        if t > 0:
-            prev = out[active, t - 1]
-            logits += bonus[cat[prev] * n_col + col[prev]]
-            logits[np.repeat(np.arange(len(active)), t), out[active, :t].ravel()] = -np.inf  # no repeats
-        logits[np.ix_(t < 0.7 * lengths[active], new)] = -np.inf
-        # Gumbel noise in float32 (half the cost of rng.gumbel's float64 at Baby's size)
-        logits -= np.log(-np.log(rng.random(logits.shape, dtype=np.float32) + 1e-12) + 1e-12)
-        out[active, t] = logits.argmax(1)
-    mask = np.arange(out.shape[1])[None, :] < lengths[:, None]
-    return out[mask]
+def choice_model(items: pd.DataFrame, cfg: CatalogueConfig, rng: np.random.Generator,
+                 step_times: np.ndarray, step_offsets: np.ndarray) -> ChoiceModel:
+    """The users' planted tastes, the items' exposure and release times, as a :class:`ChoiceModel`."""
+    codes = _attribute_codes(items)
+    log_pref = {attr: np.log(rng.dirichlet(np.full(codes[attr][1], alpha), size=cfg.n_users) + 1e-3)
+                .astype(np.float32) for attr, (_, alpha) in _TASTE.items()}
+    rank = rng.permutation(cfg.n_items) + 1.0  # exposure rank, independent of content and release
+    zipf = rank ** -cfg.popularity_exponent
+    exposure = np.log((1 - cfg.exposure_floor) * zipf / zipf.sum() + cfg.exposure_floor / cfg.n_items)
+    return ChoiceModel(
+        item_codes={a: c for a, (c, _) in codes.items()}, log_preference=log_pref,
+        attribute_weights={a: w for a, (w, _) in _TASTE.items()},
+        exposure=(exposure - exposure.mean()).astype(np.float32),
+        release=items["released"].to_numpy(dtype=np.float64), step_times=step_times, step_offsets=step_offsets,
+        taste_weight=cfg.taste_weight, popularity_weight=cfg.popularity_weight)
 
 
-def _ratings(affinity: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """1-5 stars rising with the user's standardised affinity for the item, plus noise."""
-    z = (affinity - affinity.mean()) / (affinity.std() + 1e-9) + rng.normal(0, 0.7, len(affinity))
+def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                              ChoiceModel]:
+    """Sample each user's time-ordered interaction sequence (:mod:`workbench.data.choices`). Returns
+    ``(interactions, users, choice_model)``: ``users`` holds each user's favourite value of every attribute
+    (the planted taste); ``choice_model`` the parameters behind every choice, which the oracle reads."""
+    taste_rng, choice_rng = (np.random.default_rng([cfg.seed, k]) for k in (_TASTE_STREAM, _CHOICE_STREAM))
+    times, offsets = _step_times(cfg, choice_rng)
+    model = choice_model(items, cfg, taste_rng, times, offsets)
+    # Sequential structure: after an item of category c, categories follow[c] (same or complementary) get a
+    # bonus; the same colour gets half of it (an image-only sequential signal).
+    cat, n_cat = _attribute_codes(items)["category"]
+    col, n_col = _attribute_codes(items)["colour"]
+    follow = np.eye(n_cat, dtype=np.float32) * 0.6
+    follow[np.arange(n_cat), taste_rng.permutation(n_cat)] += 0.4
+    same_colour = (np.arange(n_col)[:, None] == col[None, :]).astype(np.float32)        # (n_col, I)
+    bonus = cfg.sequence_weight * (follow[:, cat][:, None, :] + 0.5 * same_colour[None, :, :])  # (n_cat, n_col, I)
+    seq = draw_choices(model, bonus.reshape(-1, cfg.n_items), cat * n_col + col, choice_rng)
+    user_ids = np.repeat(np.arange(cfg.n_users), np.diff(offsets))
+    inter = pd.DataFrame({
+        "user_id": user_ids, "item_id": seq, "rating": _ratings(model.pair_appeal(user_ids, seq), choice_rng),
+        "timestamp": times.astype(np.int64),
+    })
+    users = pd.DataFrame({f"favourite_{a}": np.array(VOCAB[a])[model.log_preference[a].argmax(1)]
+                          for a in _TASTE})
+    return inter, users, model
+
+
+def _ratings(appeal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """1-5 stars rising with the user's standardised appeal of the item, plus noise."""
+    z = (appeal - appeal.mean()) / (appeal.std() + 1e-9) + rng.normal(0, 0.7, len(appeal))
     return (1 + np.searchsorted([-1.2, -0.5, 0.2, 0.9], z)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------- assembling
-def make_catalogue(cfg: CatalogueConfig) -> RecDataset:
-    """Generate the catalogue without encoding: items, images, interactions and planted user tastes
-    (``dataset.users``); ``dataset.features`` is empty."""
-    rng = np.random.default_rng(cfg.seed)
-    items = generate_items(cfg, rng)
-    images = render_items(items, cfg.image_size, rng)
-    inter, users = generate_interactions(items, cfg, rng)
-    return _dataset(cfg, inter, items, users, images, {})
-
-
-def _dataset(cfg, inter, items, users, images, features) -> RecDataset:
+def make_catalogue(cfg: CatalogueConfig, render: bool = True) -> RecDataset:
+    """Generate the catalogue without encoding: items, images (unless ``render=False``), interactions,
+    planted user tastes (``dataset.users``) and the choice model (``dataset.choice_model``);
+    ``dataset.features`` is empty."""
+    items = generate_items(cfg, np.random.default_rng([cfg.seed, _ITEM_STREAM]))
+    images = render_items(items, cfg.image_size, np.random.default_rng([cfg.seed, _IMAGE_STREAM])) if render else None
+    inter, users, model = generate_interactions(items, cfg)
     return RecDataset(
         name=f"synthetic-{cfg.n_items}i-{cfg.n_users}u-s{cfg.seed}",
-        interactions=inter, n_users=cfg.n_users, n_items=cfg.n_items, features=features, items=items,
-        users=users, images=images,
+        interactions=inter, n_users=cfg.n_users, n_items=cfg.n_items, items=items, users=users, images=images,
+        choice_model=model,
         description="SYNTHETIC catalogue generated by workbench.synthetic (planted attributes, rendered images, "
                     "template texts, taste-driven long-tailed sequential interactions); not real data",
     )
-
-
-def _plain(column: pd.Series) -> np.ndarray:
-    """A column as an array ``np.load`` can read without pickle: text as unicode, numbers and bools as is."""
-    values = column.to_numpy()
-    return values.astype(str) if values.dtype == object else values
-
-
-def cache_key(cfg: CatalogueConfig) -> str:
-    """Hash of the config, this module's source (any change to the generator invalidates old caches) and the
-    encoder versions."""
-    from .encoders import encoder_versions
-
-    source = inspect.getsource(sys.modules[__name__])
-    return content_hash({"config": dataclasses.asdict(cfg), "source": content_hash(source),
-                         "encoders": encoder_versions()})
-
-
-def _catalogue_arrays(cfg: CatalogueConfig, device: str | None, progress: bool) -> dict[str, np.ndarray]:
-    """The catalogue of ``cfg`` with its encoded features, as the named arrays of its cache file."""
-    from .encoders import encode_images, encode_texts
-
-    ds = make_catalogue(cfg)
-    arrays = {f"inter_{c}": ds.interactions[c].to_numpy() for c in ds.interactions.columns}
-    arrays |= {f"item_{c}": _plain(ds.items[c]) for c in ds.items.columns}
-    arrays |= {f"user_{c}": _plain(ds.users[c]) for c in ds.users.columns}
-    arrays["images"] = ds.images
-    arrays["feat_image"] = encode_images(ds.images, device=device, progress=progress)
-    arrays["feat_text"] = encode_texts(item_text(ds.items), device=device, progress=progress)
-    return arrays
-
-
-def _check_catalogue_arrays(arrays: dict[str, np.ndarray], cfg: CatalogueConfig) -> None:
-    """Raise ``ValueError`` unless a cached catalogue has the tables and sizes ``cfg`` asks for."""
-    for name in ("inter_user_id", "inter_item_id", "images", "feat_image", "feat_text"):
-        if name not in arrays:
-            raise ValueError(f"array {name!r} is missing")
-    rows = {k: len(v) for k, v in arrays.items() if k.startswith(("item_", "images", "feat_"))}
-    if set(rows.values()) != {cfg.n_items}:
-        raise ValueError(f"item tables do not all have {cfg.n_items} rows: {rows}")
-    users = {k: len(v) for k, v in arrays.items() if k.startswith("user_")}
-    if set(users.values()) != {cfg.n_users}:
-        raise ValueError(f"user tables do not all have {cfg.n_users} rows: {users}")
 
 
 def load_synthetic(profile: str | None = None, config: CatalogueConfig | None = None, use_cache: bool = True,
                    device: str | None = None, progress: bool = False) -> RecDataset:
     """The synthetic catalogue with EfficientNet-Lite0 ``image`` and MiniLM ``text`` features.
 
-    Built once per config (``config`` or the active profile's preset) and cached in
-    ``data/cache/synthetic-<hash>.npz``; later calls load the cache (validated: a damaged or mismatched cache is
-    rebuilt). The planted item attributes are in
-    ``dataset.items``, the planted user tastes in ``dataset.users``."""
-    cfg = config if config is not None else catalogue_config(profile)
-    key = cache_key(cfg)
-    arrays = cached_arrays(cache_dir() / f"synthetic-{key}.npz", key, lambda: _catalogue_arrays(cfg, device, progress),
-                           lambda a: _check_catalogue_arrays(a, cfg), use_cache=use_cache)
-    def table(prefix: str) -> pd.DataFrame:
-        return pd.DataFrame({k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)})
+    Generated from ``config`` (or the active profile's preset) on every call (seconds); only the encoded
+    features are cached, in ``data/cache``, keyed by the images' bytes, the texts and the encoder versions, so a
+    config that changes only the users' behaviour (popularity strength, sequence lengths...) reuses them. A
+    damaged or mismatched cache is rebuilt. The planted item attributes are in ``dataset.items``, the planted
+    user tastes in ``dataset.users``, the choice model in ``dataset.choice_model``."""
+    from dataclasses import replace
 
-    return _dataset(cfg, table("inter_"), table("item_"), table("user_"), arrays["images"],
-                    {"image": arrays["feat_image"], "text": arrays["feat_text"]})
+    from .encoders import cached_image_features, cached_text_features
+
+    cfg = config if config is not None else catalogue_config(profile)
+    ds = make_catalogue(cfg)
+    features = {"image": cached_image_features(ds.images, "synthetic", use_cache, device, progress),
+                "text": cached_text_features(item_text(ds.items), "synthetic", use_cache, device, progress)}
+    return replace(ds, features=features)
