@@ -302,16 +302,54 @@ def test_tokenizer_loss_is_weighted_by_rarity(planted, monkeypatch):
     for m, weights in seen.items():
         assert weights is not None, m
         torch.testing.assert_close(torch.as_tensor(weights), model.item_weights, msg=m)
-    # ... and to the training step's tokenizer loss on its chunk of items: lambda_rq * sum_m (eq. 6 weighted)
+    # ... and to the training step's tokenizer loss on the batch's distinct items: lambda_rq * sum_m (eq. 6
+    # weighted, eq. 11)
     batch, out = first_step(model, planted)
-    chunk = batch.shared["chunk"]
-    w = model.item_weights[chunk]
+    items = batch.shared["items"]
+    torch.testing.assert_close(items, torch.cat([batch.rows["pos"], batch.rows["neg"]]).unique())
+    w = model.item_weights[items]
     assert torch.any(w < 1)
     with torch.no_grad():
-        totals = {name: sum(model.tokenizers[m](model.features(m)[chunk], weights).total for m in model.modalities_)
+        totals = {name: sum(model.tokenizers[m](model.features(m)[items], weights).total for m in model.modalities_)
                   for name, weights in (("weighted", w), ("plain", None))}
     torch.testing.assert_close(out.losses["rq"].detach(), model.config.lambda_rq * totals["weighted"])
     assert not torch.allclose(totals["weighted"], totals["plain"], rtol=1e-3)  # the weights change the loss
+
+
+def test_sparsity_term_is_scaled_by_the_batch_mean_weight(planted):
+    """Eq. 11 weights each item's whole eq. 6 loss: gamma * L_sparse, a batch term, comes out multiplied by the
+    batch's mean w_i."""
+    model = small_model("motorec", planted)
+    tok = model.tokenizers["image"]
+    tok.init_codebooks(model.features("image"))
+    tok.eval()
+    x, w = model.features("image")[:40], torch.linspace(0.2, 0.6, 40)
+    with torch.no_grad():
+        plain, weighted = tok(x).losses["sparsity"], tok(x, w).losses["sparsity"]
+    assert plain > 0
+    torch.testing.assert_close(weighted, w.mean() * plain)
+
+
+@pytest.mark.parametrize("variant", ["MoToRec", "w/o RQ-VAE"])
+def test_full_model_and_without_rqvae_get_gradients_from_the_same_rows(planted, variant):
+    """Only the step's items carry gradient into the tokenizers (the stored rows are constants), in the full
+    model as in w/o RQ-VAE, so Table 3's gap measures quantization, not gradient coverage; "chunk" mode hands
+    each step one slice of a permutation of the catalogue."""
+    model = small_model("motorec", planted, tokenizer_warmup=1, use_cl=False, **ABLATIONS[variant])
+    batch, _ = first_step(model, planted)
+    users, pos, neg = batch.rows["users"], batch.rows["pos"], batch.rows["neg"]
+    params = [p for p in model.tokenizers.parameters() if p.requires_grad]
+    stale = torch.autograd.grad(model.loss(users, pos, neg)["bpr"], params, allow_unused=True)
+    assert all(g is None or not g.any() for g in stale)  # nothing through the stored rows
+    encoder = [p for m in model.modalities_ for p in (model.tokenizers[m].encoder if variant == "MoToRec"
+                                                      else model.tokenizers[m]).parameters()]
+    fresh = torch.autograd.grad(model.loss(users, pos, neg, items=batch.shared["items"])["bpr"], encoder)
+    assert all(g.abs().sum() > 0 for g in fresh)
+    chunked = small_model("motorec", planted, tokenizer_items="chunk", tokenizer_warmup=0)
+    chunked.on_fit_start(planted, chunked.train_config(), np.random.default_rng(0))
+    batches = chunked.epoch_batches(planted, 64, np.random.default_rng(1))
+    seen = torch.cat([b.shared["items"] for b in batches])
+    assert torch.equal(seen.sort().values, torch.arange(planted.n_items))  # every item once per epoch
 
 
 def test_motorec_batch_loss_equals_the_full_table_computation(planted):

@@ -654,7 +654,9 @@ def test_rqvae_forward_group_matches_one_by_one():
             book = m.quantizer.codebooks[level]
             probs.append(soft_assignment(residual, book, c.temperature))  # (B, K)
             residual = residual - book.detach()[codes[:, level]]
-        losses["sparsity"] = c.sparsity_weight * sum(sparsity_kl(p, c.sparsity_rho) for p in probs) / len(probs)
+        # eq. 11 weights each item's whole eq. 6 loss: the batch-level sparsity term gets the batch's mean weight
+        losses["sparsity"] = (c.sparsity_weight * w.mean() * sum(sparsity_kl(p, c.sparsity_rho) for p in probs)
+                              / len(probs))
         losses["diversity"] = c.diversity_weight * sum(diversity_loss(p) for p in probs) / len(probs)
         return codes, recon, z, quantized, losses
 

@@ -10,8 +10,11 @@ from .analysis.lab import LabConfig, lab_config
 from .analysis.plots import (LiveCurves, plot_code_map, plot_code_usage, plot_cold_map, plot_degree_distribution,
                              plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing,
                              plot_training_curves, project_2d)
-from .analysis.studies import (Run, StudyConfig, compare_runs, evaluation_strata, restricted_report, run_table,
-                               study_config, summarize, train_model)
+from .analysis.studies import (Run, StudyConfig, chance_metrics, cold_start_metrics, cold_start_summary,
+                               ablation_variants, calibration_row, compare_runs, evaluation_strata, grid_runs,
+                               paired_gain, popularity_study, reference_runs, restricted_report, run_table,
+                               sensitivity_variants,
+                               study_config, summarize, train_model, tune_model)
 from .core.config import PROFILES, configure, get_profile
 from .core.paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
 from .core.runtime import get_device, seed_everything
@@ -85,6 +88,8 @@ __all__ = [
     "rarity_weights", "NormalizedAdjacency", "content_graph", "knn_graph", "sample_triplets",
     # analysis
     "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
+    "tune_model", "cold_start_metrics", "chance_metrics", "reference_runs", "cold_start_summary", "calibration_row",
+    "grid_runs", "ablation_variants", "sensitivity_variants", "paired_gain", "popularity_study",
     "compare_runs", "restricted_report", "evaluation_strata",
     "LiveCurves", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
     "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",

@@ -17,10 +17,12 @@ from .baby import bench_baby
 from .eval import bench_eval
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
 from .report import result_path, write_reports
+from .study import bench_motorec_study, bench_tune
 from .tokenizer import bench_tokenizer, summarize_tokenizer
 
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
-              "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23}
+              "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23,
+              "tune": bench_tune, "motorec-study": bench_motorec_study}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -62,12 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         seeds = None if args.seeds is None else parse_seeds(args.seeds)
     except ValueError as err:
         parser.error(str(err))
-    result = run_benchmark(args.name, args.device, args.repeats, args.seed, seeds)
-    if args.save:
-        command = " ".join(["python -m workbench.bench", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m workbench.bench", *(argv if argv is not None else sys.argv[1:])])
+
+    def save(result: dict) -> None:
         save_result(args.name, {**result, "command": command.replace(" --save", ""),
                                 "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
                                 "machine_note": f"{os.cpu_count()} CPUs, {platform.machine()}"})
+
+    # a multi-seed run saves what it has after every seed (a long run cut short keeps its finished seeds)
+    result = run_benchmark(args.name, args.device, args.repeats, args.seed, seeds,
+                           on_seed=save if args.save and seeds else None)
+    if args.save:
+        save(result)
     if args.json:
         print(json.dumps(result))
     else:
@@ -76,16 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds: list[int] | None) -> dict:
-    """One run, or one per seed with a summary across them (``{"runs": [...], "summary": ...}``)."""
+def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds: list[int] | None,
+                  on_seed=None) -> dict:
+    """One run, or one per seed with a summary across them (``{"runs": [...], "summary": ...}``);
+    ``on_seed(partial result)`` after each seed but the last (the seeds done so far)."""
     if seeds is None:
         return BENCHMARKS[name](device=device, repeats=repeats, seed=seed)
     runs = []
+
+    def result() -> dict:
+        done = seeds[:len(runs)]
+        return {"benchmark": name, "seeds": done, "summary": SUMMARIES[name](runs) if name in SUMMARIES else None,
+                "runs": runs}
+
     for s in seeds:
         runs.append(BENCHMARKS[name](device=device, repeats=repeats, seed=s))
         print(f"{name}: seed {s} done ({len(runs)}/{len(seeds)})", file=sys.stderr, flush=True)
-    summary = SUMMARIES[name](runs) if name in SUMMARIES else None
-    return {"benchmark": name, "seeds": seeds, "summary": summary, "runs": runs}
+        if on_seed is not None and len(runs) < len(seeds):
+            on_seed(result())
+    return result()
 
 
 def save_result(name: str, result: dict) -> Path:

@@ -13,7 +13,6 @@ from ..core.runtime import get_device
 MODELS = {"popularity": {}, "random": {}, "lightgcn": {}, "vbpr": {}, "freedom": {},
           "motorec": {"K": 64, "L": 3}}  # 1,204 items: 64 codes per level (the paper's 512 is for 7,050+ items)
 COLD = 10  # MoToRec's definition: fewer than 10 training interactions
-METRIC = "recall@20"
 
 
 def bench_amazon23(device: str | None = None, repeats: int = 1, seed: int = 0, epochs: int = 200,
@@ -46,9 +45,9 @@ def bench_amazon23(device: str | None = None, repeats: int = 1, seed: int = 0, e
 
 
 def _run_model(name: str, options: dict, ds, strata: dict, seed: int, epochs: int, lr: float, device) -> dict:
-    """Fit one model, then its test report: overall and per stratum, and cold items ranked among themselves."""
-    from ..data.dataset import TEST, TRAIN
-    from ..evaluation.ranking import evaluate_ranking
+    """Fit one model, then its test Recall@20: overall, cold and zero-shot in the full ranking, cold items ranked
+    among themselves (:func:`~workbench.analysis.studies.cold_start_metrics`)."""
+    from ..analysis.studies import cold_start_metrics
     from ..models.base import make_model
     from ..models.graph_model import GraphModel
 
@@ -59,14 +58,10 @@ def _run_model(name: str, options: dict, ds, strata: dict, seed: int, epochs: in
     else:
         model.fit(ds)
     seconds = time.perf_counter() - t0
-    report = model.evaluate(ds, "test", strata=strata, metrics=("recall", "ndcg"))
-    cold = strata["cold"]
-    among = evaluate_ranking(model.scorer(), ds.matrix(TEST).multiply(cold[None, :].astype(np.float32)).tocsr(),
-                             exclude=ds.matrix(TRAIN), ks=(20,), metrics=("recall",), candidates=cold,
-                             device=getattr(model.scorer(), "device", None), name=type(model).__name__)
-    row = {"overall": report[METRIC], "ndcg@20": report["ndcg@20"], "cold": report.strata["cold"][METRIC],
-           "cold_among_themselves": among[METRIC], "seconds": seconds}
-    row["zero-shot"] = report.strata["zero-shot"][METRIC] if "zero-shot" in report.strata else float("nan")
+    metrics = cold_start_metrics(ds, model, strata)
+    row = {"overall": metrics["overall"], "cold": metrics["cold full"],
+           "cold_among_themselves": metrics["cold among"], "zero-shot": metrics["zero-shot full"],
+           "seconds": seconds}
     if isinstance(model, GraphModel):
         row["best_epoch"] = int(model.best_epoch_)
     return row

@@ -14,7 +14,7 @@ import numpy as np
 from ..core.paths import repo_root
 from ..core.storage import atomic_path
 
-ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23")
+ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study")
 README_START, README_END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 # MoToRec's Table 2 (LightGCN and MF-BPR on Baby, MMRec's split): R@10, R@20, N@10, N@20
 PAPER_BABY = {"lightgcn": (0.0479, 0.0754, 0.0257, 0.0328), "mf-bpr": (0.0357, 0.0575, 0.0192, 0.0249)}
@@ -195,8 +195,74 @@ def render_amazon23(result: dict) -> str:
         "", _provenance(result), "", *rows, ""])
 
 
+def render_tune(result: dict) -> str:
+    title = "## Learning rate and L2 weight per model (`tune`)"
+    rows = ["| model | chosen lr | chosen L2 | valid R@20 | best epoch / epochs run | seconds |", "|---|---|---|---|---|---|"]
+    for name, cell in result["models"].items():
+        best = next(g for g in cell["grid"] if all(g[k] == v for k, v in cell["best"].items()))
+        rows.append(f"| {name} | {cell['best']['lr']:g} | {cell['best']['reg_weight']:g} | "
+                    f"{best['valid recall@20']:.4f} | {best['best_epoch']} / {best['epochs_run']} | {cell['seconds']:.0f} |")
+    grid = ", ".join(f"{k} in {{{', '.join(f'{v:g}' for v in vals)}}}" for k, vals in result["grid"].items())
+    return "\n".join([
+        title, "",
+        f"Every model trained once per combination of {grid} on the {result['profile']} synthetic catalogue with "
+        f"notebook 02's split (seed {result['seed']}), at most {result['epochs']} epochs with early stopping on "
+        f"validation R@20 (patience {result['patience']}); the combination with the best validation R@20 is kept "
+        "(the test split is never read), except that within 1% of the best the run that stopped earliest wins "
+        "(`choose_combination`). The chosen values are "
+        "`STUDY_PRESETS['default'].tuned`; a best epoch at the last epoch means the budget, not early stopping, "
+        "ended the run.",
+        "", _provenance(result), "", *rows, ""])
+
+
+def study_rows(result: dict, part: str):
+    """The rows of one part (``"ablation"``, ``"sensitivity"``, ``"popularity"``) of a ``motorec-study`` result,
+    over every seed it ran, as a DataFrame."""
+    import pandas as pd
+
+    return pd.DataFrame([row for run in _runs(result) for row in run[part]])
+
+
+def render_motorec_study(result: dict) -> str:
+    from ..analysis.studies import paired_gain
+    from ..evaluation.statistics import t_halfwidth
+
+    title = "## MoToRec's ablations, sensitivity and popularity strength (`motorec-study`)"
+    runs = _runs(result)
+    metrics = ("overall", "cold full", "cold among", "0 full", "0 among")
+
+    def cell(values) -> str:
+        values = np.asarray(values, dtype=float)
+        if len(values) < 2:
+            return f"{values.mean():.4f}"
+        return f"{values.mean():.4f} ± {t_halfwidth(values):.4f}"
+
+    def table(frame, key) -> list[str]:
+        lines = [f"| {key} | R@20 overall | cold, full | cold, among | zero-shot, full | zero-shot, among |",
+                 "|---|---|---|---|---|---|"]
+        for label, group in frame.groupby(key, sort=False):
+            lines.append(f"| {label} | " + " | ".join(cell(group[m]) for m in metrics) + " |")
+        return lines
+
+    pop = study_rows(result, "popularity")
+    gains = paired_gain(pop, "cold among", "lightgcn", by="variant")
+    gain_lines = ["| popularity strength | model | cold among: gain over LightGCN (95% CI) |", "|---|---|---|"]
+    gain_lines += [f"| {g.strength:g} | {g.variant} | {g.gain:+.4f} ({g.low:+.4f} to {g.high:+.4f}) |"
+                   for g in gains.itertuples()]
+    return "\n".join([
+        title, "",
+        f"Notebook 02's grids on the {runs[0]['profile']} synthetic catalogue (its split: random 8:1:1, new arrivals held "
+        f"out), {len(runs)} training seed(s), mean ± 95% t-interval of test Recall@20; early stopping on validation "
+        f"R@20 (patience {runs[0]['patience']}) within {runs[0]['ablation_epochs']} epochs (ablations) and "
+        f"{runs[0]['grid_epochs']} (sensitivity, popularity strength: {runs[0]['epochs']}).",
+        "", _provenance(result), "", "### Ablations (Table 3)", "", *table(study_rows(result, "ablation"), "variant"),
+        "", "### Sensitivity to K and gamma (Fig. 4)", "", *table(study_rows(result, "sensitivity"), "variant"),
+        "", "### Popularity strength", "", *gain_lines, ""])
+
+
 RENDERERS = {"eval": render_eval, "graph": render_graph, "graph-ablations": render_ablations,
-             "tokenizer": render_tokenizer, "baby": render_baby, "amazon23": render_amazon23}
+             "tokenizer": render_tokenizer, "baby": render_baby, "amazon23": render_amazon23, "tune": render_tune,
+             "motorec-study": render_motorec_study}
 
 
 def render_benchmarks(results: dict[str, dict]) -> str:

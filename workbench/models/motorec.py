@@ -2,21 +2,25 @@
 loss, three-channel LightGCN (one channel per modality's tokens plus an ID channel) with hybrid fusion and a
 gated residual, BPR + InfoNCE + weighted tokenizer loss + L2 (eq. 1-11).
 
-How the joint training stays cheap (the issue's 90-GFLOP warning). The token channels need the quantized vector
-``z_q`` of *every* item at every step, but re-encoding every item's raw features each step is the expensive part.
-We keep, per modality, a buffer with every item's current codes. At each step:
+How the joint training follows eq. 11. The token channels need the quantized vector ``z_q`` of *every* item at
+every step (the propagation reads all of them), but re-encoding every item's raw features each step costs ~90
+GFLOP at Baby's scale. We keep, per modality, a buffer with every item's current codes. At each step:
 
-* the item table of a token channel is ``decode(codes)``: the sum of the items' codebook vectors, one cheap
-  sparse product (:func:`~workbench.sparse.row_sums`) differentiable in the codebooks, so the ranking loss trains
-  every codebook entry in use;
-* one *chunk* of items (a random permutation of the catalogue split over the epoch's steps, so every item is
-  re-tokenized once per epoch) goes through the full RQ-VAE: its loss (eq. 6, weighted by ``w_i``, eq. 11) is
-  added, its fresh straight-through ``z_q`` replaces its rows of the table (so ranking gradients reach the
-  encoder too), and its new codes are written to the buffer.
+* the items of the step (by default the batch's distinct positive and negative items: eq. 11's ``i in B``) go
+  through the full RQ-VAE: their eq. 6 loss, weighted by ``w_i`` (eq. 11), is added; eq. 5's ``rho_hat`` is their
+  code usage; their fresh straight-through ``z_q`` replaces their rows of the table, so the ranking gradient
+  reaches the encoder through them; their new codes are written to the buffer;
+* every other row is its stored codes' vector ``decode(codes)``, a constant. The ranking loss therefore trains
+  the encoders through the step's items only, and the codebooks through eq. 6's codebook term only (with the
+  straight-through estimator no ranking gradient reaches a codebook, as in the paper). "w/o RQ-VAE" reads its
+  continuous latents the same way (fresh for the step's items, stored for the rest), so Table 3's gap measures
+  quantization, not a difference in which rows carry gradient.
 
-The encoders therefore see ``n_items`` rows per epoch instead of ``n_items x n_steps``. A short tokenizer-only
-warm-up (``tokenizer_warmup`` epochs of eq. 6) precedes the joint training so the first codes mean something.
-At evaluation every item is tokenized afresh.
+``tokenizer_items="chunk"`` tokenizes one chunk per step instead (a permutation of the catalogue split over the
+epoch's steps, every item once per epoch; ~112 items a step at Baby's shape): ~3x cheaper at the default profile,
+but every item then weighs the same in the tokenizer loss and ``rho_hat`` is the chunk's, so the rarity weights act
+on something else than in the paper. A short tokenizer-only warm-up (``tokenizer_warmup`` epochs of eq. 6) precedes
+the joint training so the first codes mean something. At evaluation every item is tokenized afresh.
 
 Readings where the paper is silent (also in notebook 02's paper-to-code map):
 
@@ -34,11 +38,27 @@ Readings where the paper is silent (also in notebook 02's paper-to-code map):
 * hybrid fusion (eq. 8): ``CONCAT`` is followed by a linear map back to ``dim``; ``Attention`` is attention
   pooling over the content channels (``softmax_m(q . tanh(W h_m + b))``); the gated residual is
   ``e = e_id + sigmoid(W_g [e_m; e_id]) * e_m``, with separate fusion weights for users and items;
+* dead codes: a code whose running usage falls below ``dead_code_threshold`` items per step is re-seeded from
+  a residual of the step's items (vector-quantize-pytorch's ``threshold_ema_dead_code``; the paper names no
+  remedy for collapse, and without one half of the first level's codes went unused at the default profile);
 * homogeneous graph enhancement (HGE): the item-item kNN content graph of FREEDOM/LATTICE; the ID channel's
   item embeddings get the graph aggregate of the ID embeddings added (FREEDOM's ``i + S e_i``), which lets an item
   with few interactions borrow collaborative signal from its content neighbours;
-* eq. 2 gives cold items ``w_i = 1 / log2(d_i + 2) < 1`` and warm ones ``1``; we implement it as written (the
-  notebook discusses that this *attenuates* the tokenizer loss of rare items relative to warm ones).
+* eq. 2 gives cold items ``w_i = 1 / log2(d_i + 2) < 1`` and warm ones ``1``: ``rarity="literal"`` (the default)
+  implements it as printed, which *attenuates* the tokenizer loss of rare items relative to warm ones;
+  ``rarity="amplify"`` is the text's reading, ``log2(tau + 2) / log2(d_i + 2) >= 1``;
+* eq. 6 as printed has one commitment term on the final ``z_q`` and no codebook term; we use the per-level
+  codebook and commitment terms of the RQ-VAE the paper builds on (Lee et al. 2022: level ``l`` pulls
+  ``z - sum_{l' <= l} q_l'`` towards zero), because with one term on the final vector the codebooks would get no
+  loss of their own (and no ranking gradient either, through the straight-through estimator);
+* eq. 5 is written for one codebook; with ``N_q`` levels we average it over the levels, so ``gamma`` keeps its
+  scale whatever ``N_q`` (the paper tunes the two apart). Eq. 11 weights each item's whole eq. 6 loss by ``w_i``,
+  so the batch-level sparsity term comes out multiplied by the batch's mean ``w_i``, as implemented;
+* eq. 11's ``lambda_reg ||Theta||^2`` is applied to the batch's layer-0 user and item ID embeddings, as
+  LightGCN and every MMRec model do (an L2 on every parameter at every step would also shrink the encoders,
+  decoders and codebooks towards zero, which no public implementation of these models does);
+* HGE's item-item term enters the final (layer-mean) view of the InfoNCE pair and not the first-layer view:
+  XSimGCL's cross-layer views are taken inside the propagation, and HGE is added after it.
 """
 from __future__ import annotations
 
@@ -62,6 +82,7 @@ from .losses import bpr_loss, info_nce, l2_penalty, perturb
 
 
 RARITY = ("literal", "amplify")
+TOKENIZER_ITEMS = ("batch", "chunk")
 
 
 def rarity_weights(degree: np.ndarray, tau: int = 10, rarity: str = "literal") -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +116,7 @@ class MoToRecConfig:
     gamma: float = 0.05           # sparsity weight (eq. 6)
     rho: float = 0.01             # Bernoulli prior mean (eq. 5)
     beta: float = 0.25            # commitment weight (eq. 6)
+    dead_code_threshold: float = 1.0  # reset codes used less than this per step on average (0: never)
     lambda_rq: float = 0.5
     lambda_cl: float = 0.05
     cl_temperature: float = 0.2
@@ -107,6 +129,7 @@ class MoToRecConfig:
     knn_k: int = 10               # HGE item-item graph
     self_loops: bool = True       # eq. 7
     tokenizer_warmup: int = 5     # tokenizer-only epochs before joint training
+    tokenizer_items: str = "batch"  # items through the RQ-VAE each step: the batch's distinct items, or a "chunk"
     # ablation switches (Table 3)
     use_rqvae: bool = True        # False: continuous encoder latents instead of tokens ("w/o RQ-VAE")
     use_ara: bool = True          # False: w_i = 1 ("w/o ARA")
@@ -119,6 +142,9 @@ class MoToRecConfig:
         object.__setattr__(self, "hidden", hidden_sizes(self.hidden, "MoToRecConfig"))
         if self.rarity not in RARITY:
             raise ValueError(f"MoToRecConfig.rarity must be one of {RARITY}, got {self.rarity!r}")
+        if self.tokenizer_items not in TOKENIZER_ITEMS:
+            raise ValueError(f"MoToRecConfig.tokenizer_items must be one of {TOKENIZER_ITEMS}, got "
+                             f"{self.tokenizer_items!r}")
 
 
 ABLATIONS: dict[str, dict[str, bool]] = {
@@ -189,7 +215,8 @@ class MoToRec(GraphModel):
         self.register_buffer("item_weights", torch.as_tensor(w if c.use_ara else np.ones_like(w)))
         self.register_buffer("cold", torch.as_tensor(cold))
         rq = RQVAEConfig(hidden=c.hidden, sparsity_rho=c.rho, sparsity_weight=c.gamma if c.use_sparsity else 0.0,
-                         quantizer=QuantizerConfig(D=self.token_dim_, L=c.L, K=c.K, beta=c.beta))
+                         quantizer=QuantizerConfig(D=self.token_dim_, L=c.L, K=c.K, beta=c.beta,
+                                                   dead_code_threshold=c.dead_code_threshold))
         self.tokenizers = nn.ModuleDict()
         for m, X in feats.items():
             self.register_buffer(f"feat_{m}", X, persistent=False)
@@ -258,36 +285,45 @@ class MoToRec(GraphModel):
         return out
 
     def epoch_batches(self, dataset, batch_size, rng):
-        """The BPR batches, each with one chunk of items to re-tokenize (a permutation of the catalogue split over
-        the epoch's steps, so every item passes the RQ-VAE once per epoch)."""
+        """The BPR batches, each with the items that go through the tokenizers at its step (``shared["items"]``,
+        the same on every process under torch.distributed, so every process keeps the same code buffers): the
+        batch's distinct positive and negative items (eq. 11's ``i in B``; eq. 5's rho-hat is their code usage),
+        or with ``tokenizer_items="chunk"`` one chunk of a permutation of the catalogue split over the epoch's
+        steps (every item passes the RQ-VAE once per epoch, whatever the batches hold)."""
         batches = super().epoch_batches(dataset, batch_size, rng)
-        perm = torch.as_tensor(rng.permutation(self.n_items_), device=self.device)
-        chunks = torch.tensor_split(perm, max(1, min(len(batches), self.n_items_)))
-        for k, batch in enumerate(batches):
-            batch.shared["chunk"] = chunks[k % len(chunks)]
+        if self.config.tokenizer_items == "chunk":
+            perm = torch.as_tensor(rng.permutation(self.n_items_), device=self.device)
+            chunks = torch.tensor_split(perm, max(1, min(len(batches), self.n_items_)))
+            for k, batch in enumerate(batches):
+                batch.shared["items"] = chunks[k % len(chunks)]
+        else:
+            for batch in batches:
+                batch.shared["items"] = torch.cat([batch.rows["pos"], batch.rows["neg"]]).unique()
         return batches
 
-    def item_tables(self, chunk: torch.Tensor | None = None):
-        """Per-modality item tables ``(n_items, dim / M)`` for the token channels. With a ``chunk`` of item ids,
-        its items go through the tokenizers afresh: returns ``(tables, rq_loss, updates)``, the updates being the
-        chunk's new codes (or latents) and tokenizer outputs for :meth:`after_step`. Without one, the tables are
-        every item re-tokenized (evaluation) and the loss and updates are ``None``."""
-        if chunk is None:
+    def item_tables(self, items: torch.Tensor | None = None):
+        """Per-modality item tables ``(n_items, dim / M)`` for the token channels. With ``items`` (ids), those
+        items go through the tokenizers afresh and carry the gradient; every other row is its stored code's vector
+        (or latent), a constant, so the full model and "w/o RQ-VAE" get gradients from the same rows and the
+        ablation measures quantization alone. Returns ``(tables, rq_loss, updates)``, the updates being the
+        items' new codes (or latents) and tokenizer outputs for :meth:`after_step`. Without ``items``, the tables
+        are every item re-tokenized (evaluation) and the loss and updates are ``None``."""
+        if items is None:
             return self._fresh_tables(), None, None
+        stored = self._buffer_tables()
         if not self.config.use_rqvae:
             tables, new = {}, {}
             for m in self.modalities_:
-                z = self.tokenizers[m](self.features(m)[chunk])
-                tables[m], new[m] = getattr(self, f"latent_{m}").index_put((chunk,), z), z.detach()
-            return tables, None, {"chunk": chunk, "values": new, "outs": None}
-        # every modality's RQ-VAE on the chunk, their quantizers and regularizers in one batched pass
+                z = self.tokenizers[m](self.features(m)[items])
+                tables[m], new[m] = stored[m].index_put((items,), z), z.detach()
+            return tables, None, {"items": items, "values": new, "outs": None}
+        # every modality's RQ-VAE on the items, their quantizers and regularizers in one batched pass
         outs = forward_group([self.tokenizers[m] for m in self.modalities_],
-                             [self.features(m)[chunk] for m in self.modalities_], self.item_weights[chunk])
+                             [self.features(m)[items] for m in self.modalities_], self.item_weights[items])
         rq_loss = stack_group([out.total for out in outs]).sum()
-        tables = {m: self.tokenizers[m].quantizer.decode(getattr(self, f"codes_{m}")).index_put((chunk,), out.quantized)
-                  for m, out in zip(self.modalities_, outs)}
+        tables = {m: stored[m].index_put((items,), out.quantized) for m, out in zip(self.modalities_, outs)}
         values = {m: out.codes.detach() for m, out in zip(self.modalities_, outs)}
-        return tables, rq_loss, {"chunk": chunk, "values": values, "outs": dict(zip(self.modalities_, outs))}
+        return tables, rq_loss, {"items": items, "values": values, "outs": dict(zip(self.modalities_, outs))}
 
     @torch.no_grad()
     def _fresh_tables(self) -> dict[str, torch.Tensor]:
@@ -298,14 +334,14 @@ class MoToRec(GraphModel):
                 for m in self.modalities_}
 
     def after_step(self, batch, updates) -> None:
-        """The chunk's fresh codes (or latents) into the buffers; the quantizers' running statistics."""
+        """The step's items' fresh codes (or latents) into the buffers; the quantizers' running statistics."""
         if updates is None:
             return None
-        chunk = updates["chunk"]
+        items = updates["items"]
         prefix = "codes" if self.config.use_rqvae else "latent"
         for m, value in updates["values"].items():
-            setattr(self, f"{prefix}_{m}", getattr(self, f"{prefix}_{m}").index_copy(0, chunk, value))
-        for m, out in (updates["outs"] or {}).items():  # the chunk is the same on every process
+            setattr(self, f"{prefix}_{m}", getattr(self, f"{prefix}_{m}").index_copy(0, items, value))
+        for m, out in (updates["outs"] or {}).items():  # the items are the same on every process
             self.tokenizers[m].update_state(out, shared=True)
         return None
 
@@ -360,17 +396,19 @@ class MoToRec(GraphModel):
 
     def training_step(self, batch):
         rows_ = batch.rows
-        tables, rq_loss, updates = self.item_tables(batch.shared["chunk"])
+        tables, rq_loss, updates = self.item_tables(batch.shared["items"])
         return StepOutput(self._losses(tables, rq_loss, rows_["users"], rows_["pos"], rows_["neg"]), updates)
 
-    def loss(self, users, pos, neg, chunk: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The named loss terms of one BPR batch; with a ``chunk`` of item ids, also its tokenizer loss (the
-        buffers are not touched: the training step hands the chunk's new codes to :meth:`after_step`)."""
-        tables, rq_loss, _ = self.item_tables(chunk) if chunk is not None else (self._buffer_tables(), None, None)
+    def loss(self, users, pos, neg, items: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The named loss terms of one BPR batch; with ``items`` (ids), also their tokenizer loss (the buffers
+        are not touched: the training step hands the items' new codes to :meth:`after_step`)."""
+        tables, rq_loss, _ = self.item_tables(items) if items is not None else (self._buffer_tables(), None, None)
         return self._losses(tables, rq_loss, users, pos, neg)
 
+    @torch.no_grad()
     def _buffer_tables(self) -> dict[str, torch.Tensor]:
-        """The token-channel tables read from the buffers (differentiable in the codebooks)."""
+        """The token-channel tables read from the buffers: constants (no gradient reaches the codebooks or the
+        encoders through them)."""
         if self.config.use_rqvae:
             return {m: self.tokenizers[m].quantizer.decode(getattr(self, f"codes_{m}")) for m in self.modalities_}
         return {m: getattr(self, f"latent_{m}") for m in self.modalities_}

@@ -6,7 +6,10 @@ Loss (per item, then averaged with optional weights ``w_i``, MoToRec eq. 2 and 1
     recon_i      = mean_d (x_i - D(z_q,i))^2            # squared error averaged over input dims
     commitment_i = beta * sum_l ||r_l - sg(q_l)||^2 / D  # from the quantizer
     codebook_i   = sum_l ||sg(r_l) - q_l||^2 / D         # absent with EMA codebooks
-    total = weighted_mean(recon + commitment + codebook) + gamma * sparsity_kl + lambda_d * diversity
+    total = weighted_mean(recon + commitment + codebook) + mean(w) * gamma * sparsity_kl + lambda_d * diversity
+
+With weights, eq. 11's ``(1/|B|) sum_i w_i L_i`` puts the batch-level sparsity term of every item's eq. 6 loss
+under the batch's mean weight ``mean(w)``.
 """
 from __future__ import annotations
 
@@ -133,7 +136,10 @@ def forward_group(models: list[RQVAE], xs: list[torch.Tensor], weights: torch.Te
         # averaged over levels (MoToRec eq. 5 per level)
         terms = {}
         if c.sparsity_weight:
-            terms["sparsity"] = c.sparsity_weight * sparsity_kl(probs, c.sparsity_rho).mean(-1)
+            # MoToRec eq. 11 weights each item's whole eq. 6 loss by w_i: the batch term gamma * L_sparse enters
+            # every item's loss, so it is scaled by the batch's mean weight
+            scale = c.sparsity_weight * (weights.mean() if weights is not None else 1.0)
+            terms["sparsity"] = scale * sparsity_kl(probs, c.sparsity_rho).mean(-1)
         if c.diversity_weight:
             terms["diversity"] = c.diversity_weight * diversity_loss(probs).mean(-1)
         terms = {name: split_group(value) for name, value in terms.items()}
