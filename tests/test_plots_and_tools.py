@@ -117,3 +117,54 @@ def test_bench_cli_prints_one_json_object():
     result = json.loads(lines[0])
     assert result["users"] == 19445 and result["items"] == 7050 and result["seconds"] > 0
     assert 110_000 < result["masked_train_positives"] <= 120_000 and result["evaluated_users"] > 19000
+
+
+def test_cold_start_plots_and_knn_agreement():
+    """The cold-start panels draw one bar per model with its error bar and the chance line; training curves
+    put losses and metrics on two axes with the best epoch marked; kNN agreement is 1 on separated clusters and
+    near chance on shuffled labels."""
+    summary = pd.DataFrame({"model": ["chance", "random", "lightgcn", "chance", "random", "lightgcn"],
+                            "metric": ["overall"] * 3 + ["cold full"] * 3,
+                            "mean": [0.01, 0.011, 0.3, 0.005, 0.006, 0.001], "halfwidth": [0, 0.002, 0.01, 0, 0.001, 0]})
+    fig = wb.plot_cold_start(summary, metrics=("overall", "cold full"))
+    assert len(fig.axes) == 2 and len(fig.axes[1].patches) == 2
+    assert fig.axes[1].lines[-1].get_ydata()[0] == pytest.approx(0.005)  # the chance line
+    history = pd.DataFrame({"loss_bpr": [1.0, 0.5, 0.4], "valid_recall@20": [0.1, 0.2, 0.15]}, index=[1, 2, 3])
+    fig = wb.plot_training_curves(history, ["loss_bpr", "valid_recall@20"], best_epoch=2)
+    assert len(fig.axes) == 2  # a right axis of its own for the metric
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 0.1, (30, 4)) + 5 * np.eye(4)[0], rng.normal(0, 0.1, (30, 4)) + 5 * np.eye(4)[1]])
+    labels = np.repeat(["a", "b"], 30)
+    assert wb.knn_agreement(X, labels, k=5) == 1.0
+    assert wb.knn_agreement(X, rng.permutation(labels), k=5) == pytest.approx(0.5, abs=0.15)
+    assert wb.knn_agreement(X, labels, items=np.arange(30) < 5, k=5) == 1.0
+
+
+def test_bench_saves_after_every_seed_and_appends_later_seeds(monkeypatch, tmp_path, capsys):
+    """A multi-seed run with --save writes the seeds done so far after each one (a run cut short keeps them);
+    --append adds a later part's seeds to the saved result, recomputes the summary, keeps both commands, and
+    refuses a seed it already holds."""
+    from workbench.bench import __main__ as bench
+    from workbench.bench import report
+
+    monkeypatch.setattr(report, "results_dir", lambda: tmp_path)
+    saved_after = []
+
+    def fake(device=None, repeats=3, seed=0):
+        path = tmp_path / "bench-tokenizer.json"
+        saved_after.append(json.loads(path.read_text())["seeds"] if path.exists() else None)
+        return _fake_tokenizer_run(seed % 2)
+
+    monkeypatch.setitem(bench.BENCHMARKS, "tokenizer", fake)
+    assert bench.main(["tokenizer", "--json", "--seeds", "0-1", "--save"]) == 0
+    assert saved_after == [None, [0]]  # seed 0 was on disk while seed 1 ran
+    assert bench.main(["tokenizer", "--json", "--seeds", "2", "--save", "--append"]) == 0
+    capsys.readouterr()
+    result = json.loads((tmp_path / "bench-tokenizer.json").read_text())
+    assert result["seeds"] == [0, 1, 2] and len(result["runs"]) == 3
+    assert len(result["parts"]) == 2 and "--append" in result["parts"][1]
+    assert result["summary"]["toy"]["throughput_ratio_range"] == [0.9, 1.1]
+    with pytest.raises(SystemExit):
+        bench.main(["tokenizer", "--seeds", "1", "--save", "--append"])
+    with pytest.raises(SystemExit):
+        bench.main(["tokenizer", "--seeds", "3", "--append"])  # --append needs --save

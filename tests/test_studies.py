@@ -114,3 +114,15 @@ def test_choose_combination_breaks_near_ties_by_cost():
     assert choose_combination(table, ["lr"]) == {"lr": 5e-3}  # within 1% of the best, and cheaper
     assert choose_combination(table, ["lr"], tolerance=0.0) == {"lr": 1e-3}
     assert choose_combination(table, ["lr"], tolerance=0.1) == {"lr": 1e-2}
+
+
+def test_cold_start_table_views():
+    rows = pd.DataFrame({"model": ["oracle", "a", "a"], "seed": [0, 0, 1], "cold full": [0.4, 0.1, 0.3],
+                         "overall": [0.5, 0.2, 0.2]})
+    summary = cold_start_summary(rows, {"cold full": 0.01, "overall": 0.02})
+    text = wb.cold_start_table(summary)
+    assert list(text.index) == ["chance", "oracle", "a"] and list(text.columns) == ["cold full", "overall"]
+    assert text.loc["a", "cold full"].startswith("0.2000 ± ") and text.loc["oracle", "overall"] == "0.5000"
+    assert wb.cold_start_table(summary, "lift").loc["a", "overall"] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="value must be"):
+        wb.cold_start_table(summary, "median")

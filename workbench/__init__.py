@@ -7,14 +7,16 @@ Each lives in the module named after its concept, in the sub-package of its pipe
 has the map.
 """
 from .analysis.lab import LabConfig, lab_config
-from .analysis.plots import (LiveCurves, plot_code_map, plot_code_usage, plot_cold_map, plot_degree_distribution,
+from .analysis.plots import (LiveCurves, knn_agreement, plot_code_map, plot_code_usage, plot_cold_map, plot_cold_start,
+                             plot_degree_distribution,
                              plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing,
                              plot_training_curves, project_2d)
 from .analysis.studies import (Run, StudyConfig, chance_metrics, cold_start_metrics, cold_start_summary,
                                ablation_variants, calibration_row, compare_runs, evaluation_strata, grid_runs,
                                paired_gain, popularity_study, reference_runs, restricted_report, run_table,
-                               sensitivity_variants,
+                               sensitivity_variants, cold_start_table,
                                study_config, summarize, train_model, tune_model)
+from .bench.report import load_benchmark, saved_study
 from .core.config import PROFILES, configure, get_profile
 from .core.paths import cache_dir, data_dir, figures_dir, repo_root, save_figure, shared_data_dir
 from .core.runtime import get_device, seed_everything
@@ -89,9 +91,10 @@ __all__ = [
     # analysis
     "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
     "tune_model", "cold_start_metrics", "chance_metrics", "reference_runs", "cold_start_summary", "calibration_row",
-    "grid_runs", "ablation_variants", "sensitivity_variants", "paired_gain", "popularity_study",
+    "grid_runs", "ablation_variants", "sensitivity_variants", "paired_gain", "popularity_study", "cold_start_table",
+    "load_benchmark", "saved_study",
     "compare_runs", "restricted_report", "evaluation_strata",
-    "LiveCurves", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
+    "LiveCurves", "knn_agreement", "plot_cold_start", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
     "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",
     "plot_training_curves", "project_2d",
 ]

@@ -18,6 +18,16 @@ def _axes(ax, figsize=(6, 4)):
     return ax.figure, ax
 
 
+def _panels(axes, n: int, size: tuple[float, float]):
+    """``(figure, axes)``: the given ``axes``, or a new row of ``n`` panels of ``size`` inches each."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(size[0] * n, size[1]), squeeze=False)
+        axes = axes.ravel()
+    return axes[0].figure, axes
+
+
 def plot_degree_distribution(degree: np.ndarray, edges: tuple[int, ...] = DEFAULT_EDGES, ax=None, title: str = ""):
     """Histogram of item training degrees ``(n_items,)`` on log-log axes, the strata boundaries marked and the
     number of items per stratum in the legend."""
@@ -85,13 +95,16 @@ def project_2d(X: np.ndarray, method: str = "tsne", seed: int = 0, max_points: i
     raise ValueError(f"unknown method {method!r}; expected 'tsne' or 'umap'")
 
 
-def plot_embedding_map(coords: np.ndarray, labels, ax=None, title: str = "", legend: bool = True, s: float = 8):
-    """Scatter of 2-D ``coords`` ``(n, 2)`` coloured by categorical ``labels`` ``(n,)``."""
+def plot_embedding_map(coords: np.ndarray, labels, ax=None, title: str = "", legend: bool = True, s: float = 8,
+                       palette: dict | None = None):
+    """Scatter of 2-D ``coords`` ``(n, 2)`` coloured by categorical ``labels`` ``(n,)``; ``palette`` maps a label
+    to its colour (e.g. each colour name to that colour; the default cycles matplotlib's)."""
     fig, ax = _axes(ax, figsize=(5, 5))
     labels = pd.Series(np.asarray(labels))
     for j, value in enumerate(sorted(labels.unique(), key=str)):
         m = (labels == value).to_numpy()
-        ax.scatter(coords[m, 0], coords[m, 1], s=s, alpha=0.75, label=str(value), color=f"C{j % 10}")
+        color = palette[value] if palette is not None and value in palette else f"C{j % 10}"
+        ax.scatter(coords[m, 0], coords[m, 1], s=s, alpha=0.75, label=str(value), color=color)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title)
@@ -111,29 +124,80 @@ def plot_stratum_metrics(frames: dict[str, pd.DataFrame], metric: str = "recall@
     return fig
 
 
-def plot_training_curves(history: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
-    """Lines of ``history[columns]`` against the epoch index (e.g. a fitted model's ``history_``)."""
-    fig, ax = _axes(ax, figsize=(6, 3.5))
-    for col in columns:
-        if col in history:
-            ax.plot(history.index, history[col], marker=".", label=col)
-    ax.set_xlabel("epoch")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
+def plot_cold_start(summary: pd.DataFrame, metrics=("overall", "cold full", "cold among"), axes=None,
+                    titles: dict[str, str] | None = None):
+    """One panel per metric (each on its own scale, so the cold panels are readable next to the overall one): a
+    bar per model with its 95% error bar, and the chance level as a dashed line. ``summary`` is
+    :func:`~workbench.analysis.studies.cold_start_summary`'s long frame (``model, metric, mean, halfwidth``; its
+    ``chance`` rows give the lines)."""
+    fig, axes = _panels(axes, len(metrics), (4.2, 3.6))
+    titles = titles or {}
+    for ax, metric in zip(axes, metrics):
+        rows = summary[summary["metric"] == metric]
+        bars = rows[rows["model"] != "chance"]
+        colors = ["0.55" if m in ("random", "popularity", "oracle") else f"C{j % 10}"
+                  for j, m in enumerate(bars["model"])]
+        ax.bar(range(len(bars)), bars["mean"], yerr=bars["halfwidth"], color=colors, capsize=3)
+        chance = rows.loc[rows["model"] == "chance", "mean"]
+        if len(chance):
+            ax.axhline(float(chance.iloc[0]), color="black", linestyle="--", linewidth=1,
+                       label=f"chance {float(chance.iloc[0]):.4f}")
+            ax.legend(fontsize=8, loc="upper left")
+        ax.set_xticks(range(len(bars)), bars["model"], rotation=35, ha="right", fontsize=8)
+        ax.set_title(titles.get(metric, metric))
+        ax.set_ylim(bottom=0)
+    axes[0].set_ylabel("Recall@20 (mean, 95% CI)")
+    fig.tight_layout()
     return fig
 
 
-def plot_code_usage(codes: np.ndarray, K: int, ax=None, title: str = ""):
-    """Heatmap ``(L, K)`` of how many items use each code at each level, codes sorted by usage per level."""
+def plot_training_curves(history: pd.DataFrame, columns: list[str], ax=None, title: str = "",
+                         best_epoch: int | None = None):
+    """``history[columns]`` against the epoch (e.g. a fitted model's ``history_``): losses (``loss_*``) on the
+    left axis, other columns (validation metrics, code health) on a right axis of their own, so neither squashes
+    the other; ``best_epoch`` is marked with a vertical line."""
+    fig, ax = _axes(ax, figsize=(6.5, 3.5))
+    present = [c for c in columns if c in history]
+    losses = [c for c in present if c.startswith("loss")]
+    others = [c for c in present if not c.startswith("loss")]
+    handles = []
+    left = ax if losses or not others else None
+    if losses:
+        handles += [ax.plot(history.index, history[c], marker=".", label=c, color=f"C{j}")[0]
+                    for j, c in enumerate(losses)]
+        ax.set_ylabel("loss")
+    if others:
+        right = ax.twinx() if left is not None else ax
+        handles += [right.plot(history.index, history[c], marker=".", linestyle="--", label=c,
+                               color=f"C{len(losses) + j}")[0] for j, c in enumerate(others)]
+        right.set_ylabel(", ".join(others) if len(others) < 3 else "metrics")
+    if best_epoch is not None:
+        handles.append(ax.axvline(best_epoch, color="0.4", linestyle=":", label=f"best epoch {best_epoch}"))
+    ax.set_xlabel("epoch")
+    ax.set_title(title)
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    return fig
+
+
+def plot_code_usage(codes: np.ndarray, K: int, ax=None, title: str = "", ymax: float | None = None):
+    """Items per code at each level ``(L, K)``, codes sorted by usage (most used first), one line per level, and
+    the uniform usage ``n_items / K`` as a dashed line: a flat line at that level is perfect usage, a cliff is
+    collapse. ``ymax`` puts several panels on one scale."""
     from ..tokenizers.health import code_usage
 
-    fig, ax = _axes(ax, figsize=(8, 0.6 * np.asarray(codes).shape[1] + 1.2))
+    fig, ax = _axes(ax, figsize=(6, 3.5))
+    codes = np.asarray(codes)
     usage = np.sort(code_usage(codes, K), axis=1)[:, ::-1]
-    image = ax.imshow(usage, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_yticks(range(usage.shape[0]), [f"level {i + 1}" for i in range(usage.shape[0])])
-    ax.set_xlabel("codes, most used first")
+    for level, row in enumerate(usage):
+        ax.plot(np.arange(1, K + 1), row, label=f"level {level + 1}", color=f"C{level}")
+    ax.axhline(len(codes) / K, color="black", linestyle="--", linewidth=1, label=f"uniform ({len(codes) / K:.1f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("codes, most used first (log)")
+    ax.set_ylabel("items per code")
+    if ymax is not None:
+        ax.set_ylim(0, ymax)
     ax.set_title(title or "Items per code")
-    fig.colorbar(image, ax=ax, fraction=0.03)
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -193,31 +257,56 @@ class LiveCurves:
 def plot_cold_map(coords: np.ndarray, labels, cold: np.ndarray, ax=None, title: str = "", legend: bool = True,
                   s: float = 6):
     """MoToRec Fig. 6: a 2-D map ``(n, 2)`` of item embeddings coloured by ``labels`` ``(n,)`` (e.g. category),
-    with cold items ``cold`` ``(n,)`` bool drawn on top as red crosses."""
+    warm items as dots and cold items ``cold`` ``(n,)`` bool as larger crosses *of their own label's colour*: a
+    good map puts each cross among dots of its colour."""
+    fig, ax = _axes(ax, figsize=(5, 5))
     cold = np.asarray(cold, dtype=bool)
-    fig = plot_embedding_map(coords[~cold], np.asarray(labels)[~cold], ax=ax, title=title, legend=False, s=s)
-    ax = ax if ax is not None else fig.axes[0]
-    ax.scatter(coords[cold, 0], coords[cold, 1], s=2.5 * s, color="red", marker="x", label="cold")
+    labels = pd.Series(np.asarray(labels))
+    for j, value in enumerate(sorted(labels.unique(), key=str)):
+        m = (labels == value).to_numpy()
+        ax.scatter(coords[m & ~cold, 0], coords[m & ~cold, 1], s=s, alpha=0.5, color=f"C{j % 10}", label=str(value))
+        ax.scatter(coords[m & cold, 0], coords[m & cold, 1], s=4 * s, marker="x", color=f"C{j % 10}", linewidth=1.2)
+    ax.scatter([], [], s=4 * s, marker="x", color="black", label="cold (x)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
     if legend:
         ax.legend(fontsize=7, markerscale=1.5, loc="best", frameon=False)
     return fig
 
 
-def plot_sensitivity(grid: pd.DataFrame, x: str, group: str, columns: list[str], axes=None):
-    """MoToRec Fig. 4: one panel per metric in ``columns``, ``x`` on the horizontal axis, one line per value
-    of ``group`` (e.g. gamma against Recall@20, one line per K)."""
-    import matplotlib.pyplot as plt
+def knn_agreement(X: np.ndarray, labels, items: np.ndarray | None = None, k: int = 10) -> float:
+    """Share of the ``k`` nearest neighbours (cosine, among all rows of ``X`` ``(n, d)``) that carry the same label
+    as the query, averaged over the query rows ``items`` (boolean mask or ids; default all): how well an embedding
+    space groups items by a planted attribute (chance is the label shares' sum of squares)."""
+    from sklearn.neighbors import NearestNeighbors
 
-    if axes is None:
-        fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
-        axes = axes.ravel()
-    fig = axes[0].figure
+    X = np.asarray(X, dtype=np.float32)
+    labels = np.asarray(labels)
+    rows = np.arange(len(X)) if items is None else np.flatnonzero(items) if np.asarray(items).dtype == bool \
+        else np.asarray(items)
+    nn = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(X)
+    _, idx = nn.kneighbors(X[rows])
+    neighbours = idx[:, 1:]  # the query itself comes first
+    return float((labels[neighbours] == labels[rows][:, None]).mean())
+
+
+def plot_sensitivity(grid: pd.DataFrame, x: str, group: str, columns: list[str], axes=None,
+                     errors: dict[str, str] | None = None):
+    """MoToRec Fig. 4: one panel per metric in ``columns``, ``x`` on the horizontal axis, one line per value
+    of ``group`` (e.g. gamma against Recall@20, one line per K). ``errors`` maps a column to the column of its
+    95% half-width (error bars); the vertical axis starts at 0, so a difference smaller than the seed noise
+    does not look like a slope."""
+    fig, axes = _panels(axes, len(columns), (5, 3.5))
+    errors = errors or {}
     for ax, col in zip(axes, columns):
         for value, g in grid.groupby(group):
             g = g.sort_values(x)
-            ax.plot(g[x], g[col], marker="o", label=f"{group}={value}")
+            yerr = g[errors[col]] if col in errors else None
+            ax.errorbar(g[x], g[col], yerr=yerr, marker="o", capsize=3, label=f"{group}={value}")
         ax.set_xlabel(x)
         ax.set_title(col)
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

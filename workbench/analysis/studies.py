@@ -415,3 +415,20 @@ def popularity_study(strengths, study: StudyConfig, seeds=None, models=("lightgc
         rows = grid_runs(split, study, {m: (m, {}) for m in models}, seeds, progress=progress)
         frames.append(rows.assign(strength=strength))
     return pd.concat(frames, ignore_index=True)
+
+
+def cold_start_table(summary: pd.DataFrame, value: str = "mean ± ci", metrics=None, digits: int = 4) -> pd.DataFrame:
+    """A wide view of :func:`cold_start_summary`: one row per model (chance first), one column per metric.
+    ``value``: ``"mean ± ci"`` (text: mean and 95% half-width; the mean alone for one seed), ``"mean"``,
+    ``"lift"`` (over chance) or ``"oracle share"``."""
+    metrics = list(metrics or dict.fromkeys(summary["metric"]))
+    rows = summary[summary["metric"].isin(metrics)]
+    if value == "mean ± ci":
+        text = rows.apply(lambda r: f"{r['mean']:.{digits}f}" + (f" ± {r['halfwidth']:.{digits}f}"
+                                                                  if r["seeds"] > 1 else ""), axis=1)
+        rows = rows.assign(text=text)
+        value = "text"
+    elif value not in ("mean", "lift", "oracle share"):
+        raise ValueError(f"value must be 'mean ± ci', 'mean', 'lift' or 'oracle share', got {value!r}")
+    table = rows.pivot(index="model", columns="metric", values=value)
+    return table.loc[list(dict.fromkeys(rows["model"])), metrics]

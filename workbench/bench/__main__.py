@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the models (default 0)")
     parser.add_argument("--seeds", default=None,
                         help="run once per seed (0-9 or 0,3,7) and add a summary across them (overrides --seed)")
+    parser.add_argument("--append", action="store_true",
+                        help="with --seeds and --save: add these seeds' runs to the saved multi-seed result (a long "
+                             "benchmark run in parts); seeds already saved are refused")
     args = parser.parse_args(argv)
     if args.name == "report":
         for path in write_reports():
@@ -65,8 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     command = " ".join(["python -m workbench.bench", *(argv if argv is not None else sys.argv[1:])])
+    previous = None
+    if args.append:
+        if not (args.save and seeds):
+            parser.error("--append needs --seeds and --save")
+        previous = _saved_runs(args.name, seeds)
+        if previous is None:
+            parser.error(f"--append: no saved multi-seed result of {args.name!r} to add to")
 
     def save(result: dict) -> None:
+        if previous is not None:
+            result = _combined(args.name, previous, result, command.replace(" --save", ""))
         save_result(args.name, {**result, "command": command.replace(" --save", ""),
                                 "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
                                 "machine_note": f"{os.cpu_count()} CPUs, {platform.machine()}"})
@@ -103,6 +115,29 @@ def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds:
         if on_seed is not None and len(runs) < len(seeds):
             on_seed(result())
     return result()
+
+
+def _saved_runs(name: str, seeds: list[int]) -> dict | None:
+    """The saved multi-seed result of ``name`` to append to; an error if it already holds one of ``seeds``."""
+    path = result_path(name)
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if "runs" not in saved:
+        return None
+    clash = sorted(set(saved["seeds"]) & set(seeds))
+    if clash:
+        raise SystemExit(f"--append: {path} already holds seed(s) {clash}")
+    return saved
+
+
+def _combined(name: str, previous: dict, result: dict, command: str) -> dict:
+    """``previous``'s runs followed by ``result``'s, the summary recomputed over all of them; the commands of
+    every part are kept in ``parts``."""
+    runs = previous["runs"] + result["runs"]
+    return {"benchmark": name, "seeds": previous["seeds"] + result["seeds"], "runs": runs,
+            "summary": SUMMARIES[name](runs) if name in SUMMARIES else None,
+            "parts": previous.get("parts", [previous.get("command", "?")]) + [command]}
 
 
 def save_result(name: str, result: dict) -> Path:

@@ -66,9 +66,15 @@ def _suffixed(run: dict, suffix: str) -> list[str]:
     return [k[:-len(suffix)] for k in run if k.endswith(suffix)]
 
 
+def _seed_list(seeds: list[int]) -> str:
+    """``"0-4"`` for consecutive seeds, ``"0, 3, 7"`` otherwise."""
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
+
+
 def _provenance(result: dict) -> str:
     run = _runs(result)[0]
-    seeds = f", seeds {result['seeds'][0]}-{result['seeds'][-1]}" if "seeds" in result else ""
+    done = result.get("seeds", [])
+    seeds = "" if not done else f", seed {done[0]}" if len(done) == 1 else f", seeds {_seed_list(done)}"
     return (f"`{result.get('command', '?')}`{seeds}; {run.get('device', '?')}, torch {run.get('torch', '?')}, "
             f"{run.get('torch_threads', '?')} threads; {result.get('machine_note', 'the 2-core development machine')}; "
             f"{result.get('date', '?')}")
@@ -247,7 +253,8 @@ def render_motorec_study(result: dict) -> str:
     pop = study_rows(result, "popularity")
     gains = paired_gain(pop, "cold among", "lightgcn", by="variant")
     gain_lines = ["| popularity strength | model | cold among: gain over LightGCN (95% CI) |", "|---|---|---|"]
-    gain_lines += [f"| {g.strength:g} | {g.variant} | {g.gain:+.4f} ({g.low:+.4f} to {g.high:+.4f}) |"
+    gain_lines += [f"| {g.strength:g} | {g.variant} | {g.gain:+.4f}"
+                   + (f" ({g.low:+.4f} to {g.high:+.4f}) |" if np.isfinite(g.low) else " (one seed) |")
                    for g in gains.itertuples()]
     return "\n".join([
         title, "",
@@ -323,3 +330,20 @@ def write_reports(folder: Path | None = None) -> list[Path]:
     with atomic_path(readme) as tmp:
         tmp.write_text(text)
     return [root / "BENCHMARKS.md", readme]
+
+
+def load_benchmark(name: str, folder: Path | None = None) -> dict | None:
+    """The saved result of benchmark ``name`` (``figures/benchmarks/bench-<name>.json``), or ``None`` when
+    it has not been run and saved."""
+    path = result_path(name, folder)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def saved_study(part: str, profile: str, folder: Path | None = None):
+    """The rows of one part (``"ablation"``, ``"sensitivity"``, ``"popularity"``) of the saved
+    ``motorec-study`` result if it was run for ``profile`` (with every seed it finished), else ``None``: a
+    notebook then runs the grid itself."""
+    result = load_benchmark("motorec-study", folder)
+    if result is None or _runs(result)[0].get("profile") != profile:
+        return None
+    return study_rows(result, part)
