@@ -26,7 +26,7 @@ from .data.choices import ChoiceModel
 from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
 from .data.splits import leave_one_out, random_split, temporal_split
 from .data.strata import cold_mask, cold_start_profile, degree_strata, gini, popularity_quartiles
-from .data.synthetic import CatalogueConfig, catalogue_config, load_synthetic, make_catalogue
+from .data.synthetic import CatalogueConfig, catalogue_config, colour_palette, load_synthetic, make_catalogue
 from .evaluation.ctr import auc, gauc
 from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
 from .evaluation.selection import EarlyStopping
@@ -64,7 +64,7 @@ __all__ = [
     "cache_dir", "data_dir", "figures_dir", "repo_root", "save_figure", "shared_data_dir",
     # data
     "RecDataset", "DataError", "TRAIN", "VALID", "TEST", "statistics_table",
-    "CatalogueConfig", "catalogue_config", "load_synthetic", "make_catalogue",
+    "CatalogueConfig", "catalogue_config", "colour_palette", "load_synthetic", "make_catalogue",
     "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences", "load_amazon23",
     "random_split", "leave_one_out", "temporal_split", "cold_mask", "degree_strata", "popularity_quartiles",
     "gini", "cold_start_profile", "ChoiceModel",

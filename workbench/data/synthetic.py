@@ -140,6 +140,11 @@ PRESETS = {
 _ITEM_STREAM, _IMAGE_STREAM, _RELEASE_STREAM, _TASTE_STREAM, _CHOICE_STREAM = range(5)
 
 
+def colour_palette() -> dict[str, tuple[float, float, float]]:
+    """Each planted colour name -> its RGB in [0, 1] (to draw a colour map in the colours it names)."""
+    return {name: tuple(c / 255 for c in rgb) for name, rgb in COLOURS.items()}
+
+
 def catalogue_config(profile: str | None = None, **changes) -> CatalogueConfig:
     """The preset of the active profile, with ``changes`` applied (unknown options are errors)."""
     return preset(PRESETS, profile, **changes)
