@@ -202,7 +202,7 @@ TIE_TOLERANCE = 0.01  # validation R@20 within 1% of the best counts as a tie (s
 
 
 def tune_model(name: str, dataset: RecDataset, seed: int, study: StudyConfig, grid: dict | None = None,
-               epochs: int | None = None, tolerance: float = None, **options) -> tuple[dict, pd.DataFrame]:
+               epochs: int | None = None, tolerance: float | None = None, **options) -> tuple[dict, pd.DataFrame]:
     """Train ``name`` once per combination of ``grid`` (option -> values; ``lr`` is the optimizer's, the rest
     config options; default :data:`DEFAULT_GRID`, the paper's learning-rate grid is {1e-3, 5e-4, 1e-4}) and
     keep the combination with the best **validation** Recall@20 (the test split is never read; near-ties go to

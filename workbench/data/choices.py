@@ -10,9 +10,9 @@ among the items already **released** at ``t``. The three causes of an item's deg
 * ``appeal(u, i)``: content appeal, the user's log-preference for the item's planted attribute values, summed
   over attributes with fixed weights and centred per user. The item's image and text show those attributes,
   so appeal is what a content model can learn.
-* ``exposure(i)``: how often the item is put in front of users, a log Zipf weight (exponent
-  ``popularity_exponent``) drawn independently of content and centred over items; ``popularity_weight`` sets
-  its strength (0: no exposure bias).
+* ``exposure(i)``: how often the item is put in front of users, the log of a Zipf weight (exponent
+  ``popularity_exponent``) mixed with an even share every item gets (``exposure_floor``), drawn independently
+  of content and centred over items; ``popularity_weight`` sets its strength (0: no exposure bias).
 * ``release(i)``: part of the catalogue (``release_fraction``) is released over the year instead of being there
   from the start, so late items have few interactions while being as appealing as any other: they are cold
   because they are new, and the users who pick them are those whose tastes they match.
