@@ -163,6 +163,8 @@ def test_bench_saves_after_every_seed_and_appends_later_seeds(monkeypatch, tmp_p
     result = json.loads((tmp_path / "bench-tokenizer.json").read_text())
     assert result["seeds"] == [0, 1, 2] and len(result["runs"]) == 3
     assert len(result["parts"]) == 2 and "--append" in result["parts"][1]
+    provenance = report._provenance(result)  # the rendered section names every part's command
+    assert "--json --seeds 0-1` then `" in provenance and "--json --seeds 2 --append`, seeds 0-2" in provenance
     assert result["summary"]["toy"]["throughput_ratio_range"] == [0.9, 1.1]
     with pytest.raises(SystemExit):
         bench.main(["tokenizer", "--seeds", "1", "--save", "--append"])

@@ -18,14 +18,19 @@ def catalogue():
 
 def test_chance_by_hand():
     """User 0 saw 1 of 4 items and has test items 2 (cold) and 3; user 1 saw 2 and has test item 3. At k = 2:
-    full ranking 2/3 and 2/2; the cold stratum {2} has one candidate, so any ranking of it is perfect."""
+    full ranking 2/3 and 2/2; the cold stratum {2} has one candidate, so any ranking of it is perfect: "among" is
+    trivial there and reported as NaN, for chance and for a model alike."""
     inter = pd.DataFrame({"user_id": [0, 0, 0, 1, 1, 1], "item_id": [0, 2, 3, 0, 1, 3],
                           "x_label": [0, 2, 2, 0, 0, 2]})
     ds = wb.RecDataset("tiny", inter, 2, 4)
     cold = np.array([False, False, True, False])
     chance = chance_metrics(ds, {"cold": cold}, k=2)
     assert chance["overall"] == pytest.approx((2 / 3 + 1.0) / 2)
-    assert chance["cold full"] == pytest.approx(2 / 3) and chance["cold among"] == 1.0
+    assert chance["cold full"] == pytest.approx(2 / 3) and np.isnan(chance["cold among"])
+    row = cold_start_metrics(ds, wb.make_model("popularity").fit(ds), {"cold": cold}, k=2)
+    assert np.isfinite(row["cold full"]) and np.isnan(row["cold among"])
+    wide = np.array([False, True, True, True])  # 3 items > k: user 0 has 3 unseen candidates, user 1 has 2
+    assert chance_metrics(ds, {"w": wide}, k=2)["w among"] == pytest.approx((2 / 3 + 1.0) / 2)
 
 
 def test_random_ranking_matches_its_exact_chance(catalogue):
@@ -56,6 +61,9 @@ def test_cold_start_summary_by_hand():
     assert out.loc["a", "oracle share"] == pytest.approx(0.5) and out.loc["chance", "oracle share"] == pytest.approx(0.025)
     half = 12.7062047 * np.std([0.1, 0.3], ddof=1) / np.sqrt(2)
     assert out.loc["a", "halfwidth"] == pytest.approx(half) and out.loc["oracle", "halfwidth"] == 0.0
+    undefined = cold_start_summary(rows.assign(**{"0 among": np.nan}), {"cold full": 0.01, "0 among": np.nan})
+    table = wb.cold_start_table(undefined)
+    assert (table["0 among"] == "n/a").all() and table.loc["a", "cold full"] == f"0.2000 ± {half:.4f}"
 
 
 def test_tune_model_keeps_the_best_validation_combination():

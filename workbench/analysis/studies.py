@@ -248,7 +248,9 @@ def cold_start_metrics(dataset: RecDataset, model, strata: dict[str, np.ndarray]
                        split=TEST) -> dict[str, float]:
     """One model's Recall@k on ``split``: ``"overall"``, and per stratum ``"<s> full"`` (the stratum's test items
     in the ranking of every item) and ``"<s> among"`` (the stratum's items ranked among themselves, every other
-    item removed, :func:`restricted_report`). ``model`` is any fitted recommender (``scorer()``)."""
+    item removed, :func:`restricted_report`). ``model`` is any fitted recommender (``scorer()``). A stratum of at
+    most ``k`` items gets ``NaN`` for ``"<s> among"``: every ranking of it puts all its items in the top ``k``, so
+    the number would be 1.0 for any model and say nothing."""
     scorer = model.scorer()
     device = getattr(scorer, "device", None)
     train = dataset.matrix(TRAIN)
@@ -261,9 +263,12 @@ def cold_start_metrics(dataset: RecDataset, model, strata: dict[str, np.ndarray]
         if s not in report.strata or gt.nnz == 0:
             out[f"{s} full"] = out[f"{s} among"] = np.nan
             continue
-        among = evaluate_ranking(scorer, gt, exclude=train, ks=(min(k, int(items.sum())),), metrics=("recall",),
-                                 candidates=items, device=device, name=type(model).__name__)
         out[f"{s} full"] = report.strata[s][f"recall@{k}"]
+        if items.sum() <= k:  # trivial: the whole stratum fits in the top k
+            out[f"{s} among"] = np.nan
+            continue
+        among = evaluate_ranking(scorer, gt, exclude=train, ks=(k,), metrics=("recall",),
+                                 candidates=items, device=device, name=type(model).__name__)
         out[f"{s} among"] = next(iter(among.metrics.values()))
     return out
 
@@ -271,7 +276,8 @@ def cold_start_metrics(dataset: RecDataset, model, strata: dict[str, np.ndarray]
 def chance_metrics(dataset: RecDataset, strata: dict[str, np.ndarray], k: int = 20, split=TEST) -> dict[str, float]:
     """The expected :func:`cold_start_metrics` of a uniformly random ranking, computed exactly: a user's
     relevant item lands in the top ``k`` of ``n`` unseen candidates with probability ``min(1, k / n)``, so the
-    user's expected recall is that number; averaged over the users evaluated."""
+    user's expected recall is that number; averaged over the users evaluated (``"<s> among"`` is ``NaN`` for a
+    stratum of at most ``k`` items, as in :func:`cold_start_metrics`)."""
     train = dataset.matrix(TRAIN)
 
     def expected(gt: sp.csr_matrix, candidates: np.ndarray | None) -> float:
@@ -288,7 +294,7 @@ def chance_metrics(dataset: RecDataset, strata: dict[str, np.ndarray], k: int = 
         items = np.asarray(items, dtype=bool)
         gt = _stratum_matrix(dataset, items, split)
         out[f"{s} full"] = expected(gt, None)
-        out[f"{s} among"] = expected(gt, items)
+        out[f"{s} among"] = expected(gt, items) if items.sum() > k else np.nan
     return out
 
 
@@ -419,13 +425,14 @@ def popularity_study(strengths, study: StudyConfig, seeds=None, models=("lightgc
 
 def cold_start_table(summary: pd.DataFrame, value: str = "mean ± ci", metrics=None, digits: int = 4) -> pd.DataFrame:
     """A wide view of :func:`cold_start_summary`: one row per model (chance first), one column per metric.
-    ``value``: ``"mean ± ci"`` (text: mean and 95% half-width; the mean alone for one seed), ``"mean"``,
+    ``value``: ``"mean ± ci"`` (text: mean and 95% half-width; the mean alone for one seed; ``n/a`` where the
+    metric is undefined, e.g. a stratum too small to rank among itself), ``"mean"``,
     ``"lift"`` (over chance) or ``"oracle share"``."""
     metrics = list(metrics or dict.fromkeys(summary["metric"]))
     rows = summary[summary["metric"].isin(metrics)]
     if value == "mean ± ci":
-        text = rows.apply(lambda r: f"{r['mean']:.{digits}f}" + (f" ± {r['halfwidth']:.{digits}f}"
-                                                                  if r["seeds"] > 1 else ""), axis=1)
+        text = rows.apply(lambda r: "n/a" if not np.isfinite(r["mean"]) else f"{r['mean']:.{digits}f}"
+                          + (f" ± {r['halfwidth']:.{digits}f}" if r["seeds"] > 1 else ""), axis=1)
         rows = rows.assign(text=text)
         value = "text"
     elif value not in ("mean", "lift", "oracle share"):

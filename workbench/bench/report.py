@@ -75,7 +75,9 @@ def _provenance(result: dict) -> str:
     run = _runs(result)[0]
     done = result.get("seeds", [])
     seeds = "" if not done else f", seed {done[0]}" if len(done) == 1 else f", seeds {_seed_list(done)}"
-    return (f"`{result.get('command', '?')}`{seeds}; {run.get('device', '?')}, torch {run.get('torch', '?')}, "
+    parts = result.get("parts")  # a run in parts (--append): every part's command
+    command = " then ".join(f"`{c}`" for c in parts) if parts else f"`{result.get('command', '?')}`"
+    return (f"{command}{seeds}; {run.get('device', '?')}, torch {run.get('torch', '?')}, "
             f"{run.get('torch_threads', '?')} threads; {result.get('machine_note', 'the 2-core development machine')}; "
             f"{result.get('date', '?')}")
 
