@@ -24,10 +24,12 @@ from .data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_
 from .data.amazon23 import load_amazon23
 from .data.choices import ChoiceModel
 from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
+from .data.sequences import PAD, SequenceData, sequence_split, sequence_table, tie_report
 from .data.splits import leave_one_out, random_split, temporal_split
 from .data.strata import cold_mask, cold_start_profile, degree_strata, gini, popularity_quartiles
 from .data.synthetic import CatalogueConfig, catalogue_config, colour_palette, load_synthetic, make_catalogue
 from .evaluation.ctr import auc, gauc
+from .evaluation.next_item import NextItemReport, chance_next_item, evaluate_next_item, rank_metrics, target_ranks
 from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
 from .evaluation.selection import EarlyStopping
 from .evaluation.statistics import bootstrap_ci, paired_test, t_halfwidth
@@ -36,6 +38,9 @@ from .models.base import Recommendation, Recommender, make_model, model_classes,
 from .models.baselines import PopularityRecommender, RandomRecommender
 from .models.content_graph import content_graph, knn_graph
 from .models.freedom import FREEDOM, FreedomConfig
+from .models.generative.beam import BeamResult, beam_search
+from .models.generative.generator import GENERATOR_SIZES, Generator, GeneratorConfig, generator_config, history_tokens
+from .models.generative.trie import CodeTrie
 from .models.graph_model import GraphModel
 from .models.lightgcn import LightGCN, LightGCNConfig
 from .models.mf import MFBPR, MFConfig
@@ -43,6 +48,10 @@ from .models.oracle import OracleRecommender
 from .models.motorec import ABLATIONS, MoToRec, MoToRecConfig, ablation_config, rarity_weights
 from .models.sampling import sample_triplets
 from .models.vbpr import VBPR, VBPRConfig
+from .models.sequential.base import NextItemRecommender, SequenceRanker
+from .models.sequential.gru4rec import GRU4Rec, GRU4RecConfig
+from .models.sequential.references import SequencePopularity
+from .models.sequential.sasrec import SASRec, SASRecConfig
 from .tokenizers.base import Tokenizer, TokenizerModule
 from .tokenizers.health import (attribute_purity, attribute_scores, code_case_study, code_usage, collision_rate,
                                 compare_tokenizers, health_summary, level_entropy, level_health, unique_fraction)
@@ -67,10 +76,11 @@ __all__ = [
     "CatalogueConfig", "catalogue_config", "colour_palette", "load_synthetic", "make_catalogue",
     "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences", "load_amazon23",
     "random_split", "leave_one_out", "temporal_split", "cold_mask", "degree_strata", "popularity_quartiles",
-    "gini", "cold_start_profile", "ChoiceModel",
+    "gini", "cold_start_profile", "ChoiceModel", "PAD", "SequenceData", "sequence_split", "sequence_table", "tie_report",
     # evaluation
     "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc",
     "t_halfwidth", "bootstrap_ci", "paired_test", "EarlyStopping",
+    "NextItemReport", "chance_next_item", "evaluate_next_item", "rank_metrics", "target_ranks",
     # training
     "TrainConfig", "Trainable", "Batch", "StepOutput", "FitResult",
     # tokenizers
@@ -88,6 +98,9 @@ __all__ = [
     "PopularityRecommender", "RandomRecommender", "OracleRecommender", "GraphModel", "MFBPR", "MFConfig", "LightGCN", "LightGCNConfig",
     "VBPR", "VBPRConfig", "FREEDOM", "FreedomConfig", "MoToRec", "MoToRecConfig", "ABLATIONS", "ablation_config",
     "rarity_weights", "NormalizedAdjacency", "content_graph", "knn_graph", "sample_triplets",
+    "NextItemRecommender", "SequenceRanker", "SASRec", "SASRecConfig", "GRU4Rec", "GRU4RecConfig", "SequencePopularity",
+    "CodeTrie", "BeamResult", "beam_search", "Generator", "GeneratorConfig", "GENERATOR_SIZES", "generator_config",
+    "history_tokens",
     # analysis
     "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
     "tune_model", "cold_start_metrics", "chance_metrics", "reference_runs", "cold_start_summary", "calibration_row",

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m workbench.bench {eval,tokenizer,graph,graph-ablations,baby} --json [--save]``, and
+"""Benchmarks: ``python -m workbench.bench {eval,tokenizer,graph,graph-ablations,baby,generate,...} --json [--save]``, and
 ``python -m workbench.bench report`` (``BENCHMARKS.md`` and the README's table from the results ``--save`` keeps in
 ``figures/benchmarks/``).
 
@@ -29,6 +29,9 @@ throughput (items/s, fastest epoch after the first), reconstruction error, per-l
 collision rate, on three feature sets: the default synthetic catalogue (image + text, standardised), random
 7,050 x 4,096 features (Baby's image-feature shape) and clustered 7,050 x 4,096 features (64 Gaussian centres
 plus noise). ``quantizer_only`` compares the two residual quantizers alone on the same fixed clustered latents.
+
+``generate``: trie-constrained beam search on a Beauty-shaped catalogue with a TIGER-sized T5 against free decoding
+and ``transformers``' constrained ``generate`` (:mod:`workbench.bench.generate`).
 
 ``--seeds 0-9`` (or ``0,3,7``) runs a benchmark once per seed and prints ``{"runs": [...], "summary": ...}``;
 the tokenizer summary holds, per feature set, the paired differences ours - theirs of each level's entropy

@@ -15,6 +15,7 @@ from . import __doc__ as DOC
 from .amazon23 import bench_amazon23, summarize_amazon23
 from .baby import bench_baby
 from .eval import bench_eval
+from .generate import bench_generate
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
 from .report import result_path, write_reports
 from .study import bench_motorec_study, bench_tune
@@ -22,7 +23,7 @@ from .tokenizer import bench_tokenizer, summarize_tokenizer
 
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
               "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23,
-              "tune": bench_tune, "motorec-study": bench_motorec_study}
+              "tune": bench_tune, "motorec-study": bench_motorec_study, "generate": bench_generate}
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -183,6 +183,9 @@ def inferred_size(ids: np.ndarray, name: str, source) -> int:
     return span
 
 
+TIME_UNITS = ("seconds", "position")
+
+
 @dataclass
 class RecDataset:
     """Interactions plus item modalities, metadata and (optionally) split labels.
@@ -198,6 +201,8 @@ class RecDataset:
         description: one line saying what the data is (synthetic data says so here).
         choice_model: for generated data, the parameters behind every choice
             (:class:`workbench.data.choices.ChoiceModel`, what the oracle ranks by); ``None`` for real data.
+        time_unit: what ``timestamp`` counts: ``"seconds"`` (unix time) or ``"position"`` (the place in a
+            sequence file that carries no times, where same-time ties cannot be checked).
     """
 
     name: str
@@ -210,8 +215,11 @@ class RecDataset:
     users: pd.DataFrame | None = None
     description: str = ""
     choice_model: object | None = None
+    time_unit: str = "seconds"
 
     def __post_init__(self) -> None:
+        if self.time_unit not in TIME_UNITS:
+            raise DataError(f"{self.name}: time_unit is {self.time_unit!r}; expected one of {TIME_UNITS}")
         for what in ("n_users", "n_items"):
             value = getattr(self, what)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_ID + 1:

@@ -245,5 +245,5 @@ def load_sequences(path: str | Path, name: str | None = None, one_based: bool = 
     inter = check_interactions(df, str(path), duplicates="last")
     n_items = inferred_size(items, "item id", path)
     return RecDataset(name=name or Path(path).name.split(".")[0], interactions=inter, n_users=len(seqs),
-                      n_items=n_items, description=f"sequence file {path}")
+                      n_items=n_items, description=f"sequence file {path}", time_unit="position")
 

@@ -1,0 +1,173 @@
+"""Generative retrieval: the code trie against a plain dictionary trie, constrained beam search against exact
+scoring and against transformers' generate, the generator's contract and the planted sequential structure."""
+import numpy as np
+import pytest
+import torch
+
+from workbench.data.sequences import PAD, sequence_split
+from workbench.models.base import make_model
+from workbench.models.generative.generator import EOS_TOKEN, Generator, history_tokens, token_offsets
+from workbench.models.generative.trie import CodeTrie
+
+from test_sequences import planted_sequences
+
+
+def random_codes(n=90, sizes=(5, 5, 5), seed=0):
+    rng = np.random.default_rng(seed)
+    codes = np.unique(np.stack([rng.integers(0, k, size=n) for k in sizes], 1), axis=0)
+    return codes[rng.permutation(len(codes))]
+
+
+def dict_trie(codes):
+    """prefix tuple -> {code: child prefix or item}: the plain reference."""
+    trie = {}
+    for item, row in enumerate(codes.tolist()):
+        for m in range(len(row)):
+            trie.setdefault(tuple(row[:m]), {})[row[m]] = item if m == len(row) - 1 else tuple(row[:m + 1])
+    return trie
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 0, 30], ids=["dense", "sparse", "mixed"])
+def test_trie_matches_a_dictionary_trie(budget):
+    codes = random_codes(200, sizes=(4, 6, 8))
+    trie = CodeTrie(codes, (4, 6, 8), dense_budget=budget)
+    ref = dict_trie(codes)
+    # walk every level: the nodes of all prefixes of length m, their allowed codes and children
+    prefixes = {(): 0}
+    for m in range(3):
+        keys = sorted(prefixes)
+        nxt = trie.next_nodes(m, torch.tensor([prefixes[p] for p in keys]))
+        children = {}
+        for row, p in zip(nxt.tolist(), keys):
+            allowed = {c for c, v in enumerate(row) if v >= 0}
+            assert allowed == set(ref[p]), (m, p)
+            for c in allowed:
+                if m == 2:
+                    assert row[c] == ref[p][c]            # the last level gives the item id
+                else:
+                    children[p + (c,)] = row[c]
+        prefixes = children
+        if m < 2:
+            assert len(set(children.values())) == len(children) == trie.node_counts[m + 1]
+    assert (trie.lookup(torch.as_tensor(codes)).numpy() == np.arange(len(codes))).all()
+    absent = np.array([[3, 5, 7], [9, 0, 0], [-1, 0, 0]])
+    expected = [ref.get((3, 5), {}).get(7, -1), -1, -1]
+    assert trie.lookup(torch.as_tensor(absent)).tolist() == expected
+    dead = trie.next_nodes(1, torch.tensor([-1]))
+    assert (dead == -1).all()
+
+
+def test_trie_rejects_collisions_and_bad_codes():
+    with pytest.raises(ValueError, match=r"items \[0, 2\] all have \[1, 2\]"):
+        CodeTrie(np.array([[1, 2], [0, 1], [1, 2]]), (3, 3))
+    with pytest.raises(ValueError, match="level 1 codes must be in"):
+        CodeTrie(np.array([[1, 3]]), (3, 3))
+
+
+def test_history_tokens_by_hand():
+    codes = np.array([[0, 1], [2, 0], [1, 1]])
+    offsets = token_offsets([3, 2])
+    assert offsets.tolist() == [2, 5]
+    ids, mask = history_tokens(np.array([[PAD, 2, 0]]), codes, offsets)
+    assert ids.tolist() == [[0, 0, 3, 6, 2, 6, EOS_TOKEN]]
+    assert mask.tolist() == [[False, False, True, True, True, True, True]]
+
+
+def sharpened_generator(codes, sizes, seed=1):
+    """An untrained small generator whose weights are scaled up, so that its distributions are far from flat."""
+    g = Generator(codes, sizes=sizes, layers=2, d_model=32, heads=2, d_kv=16, d_ff=64, dropout=0.0).build(seed=seed)
+    with torch.no_grad():
+        for p in g.t5.parameters():
+            p.mul_(3)
+    return g.eval()
+
+
+def test_beam_equals_exact_top_k_on_a_small_catalogue():
+    codes = random_codes()
+    g = sharpened_generator(codes, (5, 5, 5))
+    hist = np.random.default_rng(0).integers(0, len(codes), size=(5, 6))
+    hist[0, :4] = PAD
+    exact = g.score(hist)                                                  # (5, n) teacher-forced log-probs
+    res = g.beams(hist, beam=len(codes) + 4)                               # a beam over all items: exhaustive
+    top = exact.topk(15, dim=1)
+    assert torch.equal(res.items[:, :15], top.indices)
+    torch.testing.assert_close(res.scores[:, :15], top.values, atol=1e-4, rtol=1e-5)
+    # every item returned once; the places beyond the catalogue are empty
+    assert all(sorted(r[r >= 0].tolist()) == list(range(len(codes))) for r in res.items)
+    assert (res.items[:, len(codes):] == -1).all() and torch.isinf(res.scores[:, len(codes):]).all()
+    # the decoded codes are the items' codes
+    assert (torch.as_tensor(codes)[res.items[:, :15]] == res.codes[:, :15]).all()
+
+
+def test_beam_equals_transformers_generate_with_prefix_constraints():
+    codes = random_codes(120, sizes=(6, 5, 4), seed=2)
+    g = sharpened_generator(codes, (6, 5, 4), seed=3)
+    hist = np.random.default_rng(1).integers(0, len(codes), size=(4, 5))
+    ids, mask = g._encode(hist)
+    off = g.offsets_
+    ref = dict_trie(codes)
+
+    def allowed(batch_id, sent):
+        prefix = tuple(t - int(off[m]) for m, t in enumerate(sent.tolist()[1:]))
+        return [int(off[len(prefix)]) + c for c in sorted(ref[prefix])]
+
+    W = 8
+    out = g.t5.generate(input_ids=ids, attention_mask=mask, num_beams=W, num_return_sequences=W, max_new_tokens=3,
+                        prefix_allowed_tokens_fn=allowed, do_sample=False, length_penalty=0.0,
+                        output_scores=True, return_dict_in_generate=True)
+    hf_items = g.trie_.lookup(out.sequences[:, 1:] - torch.as_tensor(off)[None]).view(4, W)
+    mine = g.beams(hist, beam=W)
+    assert torch.equal(mine.items, hf_items)
+    torch.testing.assert_close(mine.scores, out.sequences_scores.view(4, W), atol=1e-4, rtol=1e-5)
+
+
+def test_unconstrained_decoding_reports_invalid_tuples():
+    codes = random_codes(40, sizes=(5, 5, 5), seed=4)
+    g = sharpened_generator(codes, (5, 5, 5))
+    hist = np.random.default_rng(2).integers(0, len(codes), size=(6, 4))
+    free = g.beams(hist, beam=10, constrained=False)
+    # free decoding may leave the catalogue; every tuple it calls an item is that item's code tuple
+    valid = free.items >= 0
+    assert (~valid).any()
+    assert (torch.as_tensor(codes)[free.items[valid]] == free.codes[valid]).all()
+    bound = g.beams(hist, beam=10)
+    assert (bound.items >= 0).all()
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return sequence_split(planted_sequences(), max_len=6)
+
+
+def test_generator_recovers_planted_sequences(planted):
+    # codes: (cycle, place in cycle), so that the next item's codes follow from the last item's
+    per_group = 12
+    codes = np.stack([np.arange(planted.n_items) // per_group, np.arange(planted.n_items) % per_group], 1)
+    g = Generator(codes, layers=2, d_model=32, heads=2, d_kv=16, d_ff=64, dropout=0.0, beam=10)
+    g.fit(planted, epochs=30, lr=3e-3, batch_size=64, progress=False, seed=0)
+    report = g.evaluate(planted)
+    pop = make_model("sequence-popularity").fit(planted).evaluate(planted)
+    assert report["recall@5"] > 0.5 > 3 * pop["recall@5"], (report.metrics, pop.metrics)
+    rec = g.recommend(planted.histories("test"), 10)
+    items = rec.item_ids
+    assert (items >= 0).all() and (items < planted.n_items).all()              # 0 invalid items
+    assert all(len(set(r.tolist())) == 10 for r in items)                      # no duplicates
+    assert (rec.scores[:, :-1] >= rec.scores[:, 1:]).all()
+    assert "valid_ndcg@10" in g.history_ and g.best_epoch_ >= 1
+
+
+def test_generator_contract_errors(tmp_path):
+    codes = random_codes(30, sizes=(4, 4, 4), seed=5)
+    with pytest.raises(RuntimeError, match="not been fitted"):
+        Generator(codes).recommend(np.zeros((1, 2), dtype=int), 5)
+    with pytest.raises(ValueError, match="unknown option"):
+        Generator(codes, depth=3)
+    with pytest.raises(FileNotFoundError, match="not a checkpoint folder"):
+        Generator(codes, pretrained=str(tmp_path)).build()
+    # a local checkpoint folder is accepted (safetensors, no network) and resized to this vocabulary
+    small = Generator(codes, sizes=(4, 4, 4), layers=1, d_model=16, heads=2, d_kv=8, d_ff=32).build(seed=0)
+    small.t5.save_pretrained(tmp_path / "ckpt")
+    bigger = random_codes(30, sizes=(6, 4, 4), seed=6)
+    warm = Generator(bigger, sizes=(6, 4, 4), pretrained=str(tmp_path / "ckpt")).build()
+    assert warm.t5.get_input_embeddings().num_embeddings == warm.vocab_size == 2 + 14
+    assert warm.t5.config.d_model == 16
