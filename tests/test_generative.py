@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+import workbench as wb
+
 from workbench.data.sequences import PAD, sequence_split
 from workbench.models.base import make_model
 from workbench.models.generative.generator import EOS_TOKEN, Generator, history_tokens, token_offsets
@@ -171,3 +173,76 @@ def test_generator_contract_errors(tmp_path):
     warm = Generator(bigger, sizes=(6, 4, 4), pretrained=str(tmp_path / "ckpt")).build()
     assert warm.t5.get_input_embeddings().num_embeddings == warm.vocab_size == 2 + 14
     assert warm.t5.config.d_model == 16
+
+
+def test_item_codes_resolve_collisions():
+    from workbench.models.generative.item_codes import item_codes
+
+    X = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    tok = wb.RQVAE(12, hidden=(32,), quantizer=wb.QuantizerConfig(D=8, L=2, K=32)).fit(X, epochs=3, progress=False)
+    moved = item_codes(tok, X, "reassign")
+    assert moved.report["collision_rate_before"] > 0 and moved.report["collision_rate_after"] == 0
+    assert moved.codes.shape == (300, 2) and moved.sizes == [32, 32] and moved.report["changed_items"] > 0
+    assert (moved.codes[:, 0] == moved.raw[:, 0]).all()             # only the last level moves
+    extra = item_codes(tok, X, "level")
+    assert extra.codes.shape == (300, 3) and (extra.codes[:, :2] == extra.raw).all()
+    assert extra.sizes[-1] == extra.report["max_items_per_id_before"]
+    CodeTrie(moved.codes, moved.sizes), CodeTrie(extra.codes, extra.sizes)   # both unique
+
+
+def test_letter_diversity_by_hand():
+    from workbench.tokenizers.letter import letter_diversity
+
+    books = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]])   # one level, K = 4
+    labels = torch.tensor([[0, 0, 1, 1]])          # clusters {0, 1} and {2, 3}: each code has one partner
+    codes = torch.tensor([[0], [2]])
+    # item 0: code 0, partner 1, candidates 1..3 with logits e0 . e_k = 0, 1, -1
+    # item 1: code 2, partner 3, candidates 0, 1, 3 with logits 1, 1, -1
+    expected = (-(0 - np.log(np.exp(0) + np.exp(1) + np.exp(-1))) - (-1 - np.log(np.exp(1) + np.exp(1) + np.exp(-1)))) / 2
+    assert letter_diversity(books, codes, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_letter_aligns_codes_with_collaborative_embeddings():
+    from workbench.tokenizers.letter import LETTER, LETTERConfig
+
+    rng = np.random.default_rng(0)
+    # the collaborative embedding depends on 4 low-variance columns that reconstruction alone mostly ignores
+    X = np.concatenate([3 * rng.normal(size=(400, 12)), 0.3 * rng.normal(size=(400, 4))], 1).astype(np.float32)
+    cf = (X[:, 12:] @ rng.normal(size=(4, 8))).astype(np.float32)
+    rq = wb.RQVAEConfig(hidden=(32,), quantizer=wb.QuantizerConfig(D=8, L=2, K=16))
+
+    def retrieved(cf_weight):
+        """Share of items whose collaborative embedding is among the 10 nearest (dot product) to its codes."""
+        tok = LETTER(16, 8, LETTERConfig(rqvae=rq, cf_weight=cf_weight)).fit(X, cf, epochs=100, batch_size=128,
+                                                                           lr=3e-3, progress=False)
+        with torch.no_grad():
+            sim = tok.quantizer.decode(torch.as_tensor(tok.encode(X))) @ tok.cf_map(torch.as_tensor(cf)).T
+        return (sim.topk(10, 1).indices == torch.arange(400)[:, None]).any(1).float().mean().item(), tok
+
+    aligned, tok = retrieved(1.0)
+    plain, _ = retrieved(0.0)
+    assert aligned > max(0.1, 3 * plain), (aligned, plain)          # chance: 10 / 400
+    assert {"cf", "letter_div", "recon"} <= {c[5:] for c in tok.history_.columns if c.startswith("loss_")}
+    with pytest.raises(ValueError, match="ema=False"):
+        LETTERConfig(rqvae=wb.RQVAEConfig(quantizer=wb.QuantizerConfig(ema=True)))
+
+
+def test_fusion_weights_follow_the_collaborative_signal():
+    from workbench.tokenizers.fusion import CollaborativeFusion
+
+    rng = np.random.default_rng(0)
+    n, d = 400, 8
+    feats = {"image": rng.normal(size=(n, d)).astype(np.float32), "text": rng.normal(size=(n, d)).astype(np.float32)}
+    fusion = CollaborativeFusion(dim=d)
+    E, _ = fusion._inputs(feats, np.zeros((n, d), np.float32))
+    # the first half's collaborative embedding agrees with its image, the second half's with its text
+    cf = np.where(np.arange(n)[:, None] < n // 2, E[:, 0].numpy(), E[:, 1].numpy()) + 0.1 * rng.normal(size=(n, d))
+    fusion.fit(feats, cf.astype(np.float32), epochs=60, batch_size=100, lr=1e-2, progress=False)
+    alpha = fusion.weights()
+    assert alpha[: n // 2, 0].mean() > 0.6 > 0.4 > alpha[n // 2:, 0].mean(), alpha.mean(0)
+    x = fusion.transform()
+    assert x.shape == (n, 2 * d) and fusion.fused_layout()["collaborative"] == slice(d, 2 * d)
+    blind = CollaborativeFusion(dim=d, collaborative=False).fit(feats)
+    assert np.allclose(blind.weights(), 0.5) and blind.transform().shape == (n, d)
+    text_only = CollaborativeFusion(dim=d, modalities=("text",)).fit(feats, cf.astype(np.float32))
+    assert np.allclose(text_only.weights(), 1.0)

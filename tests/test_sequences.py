@@ -162,3 +162,28 @@ def test_sequence_model_errors(planted):
     model = make_model("gru4rec", dim=8).fit(planted, epochs=1, progress=False)
     with pytest.raises(ValueError, match="history item ids must be in"):
         model.score(np.array([[0, planted.n_items]]))
+
+
+def test_as_dataset_round_trip():
+    data = sequence_split(toy_dataset(), max_len=3)
+    ds = data.as_dataset()
+    assert ds.matrix("train").sum() == len(data.train_items) == 6
+    assert ds.part("valid")["item_id"].tolist() == [8, 7] and ds.part("test")["item_id"].tolist() == [5, 9]
+
+
+def test_next_item_oracle_is_the_generator():
+    ds = wb.make_catalogue(wb.catalogue_config("smoke"), render=False)
+    data = sequence_split(ds)
+    oracle = make_model("next-item-oracle").fit(data, ds)
+    users = data.users("test")
+    scores = oracle.scores_for(data, "test", users)
+    # every held-out choice was possible at its step: released, never chosen before (not masked)
+    target = scores[torch.arange(len(users)), torch.as_tensor(data.targets("test"))]
+    assert (target > -1e3).all()
+    # a user's earlier items are masked, as the generator never repeats an item
+    hist = data.histories("test")
+    assert (scores.gather(1, torch.as_tensor(np.where(hist >= 0, hist, 0)))[torch.as_tensor(hist >= 0)] < -1e3).all()
+    report, pop = oracle.evaluate(data), make_model("sequence-popularity").fit(data).evaluate(data)
+    assert report["recall@10"] > 3 * pop["recall@10"]
+    with pytest.raises(ValueError, match="synthetic catalogue only"):
+        make_model("next-item-oracle").fit(data, toy_dataset())

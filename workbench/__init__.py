@@ -39,6 +39,8 @@ from .models.baselines import PopularityRecommender, RandomRecommender
 from .models.content_graph import content_graph, knn_graph
 from .models.freedom import FREEDOM, FreedomConfig
 from .models.generative.beam import BeamResult, beam_search
+from .models.generative.item_codes import (ItemCodes, collaborative_embeddings, item_codes, last_level_cost,
+                                          resolve_collisions)
 from .models.generative.generator import GENERATOR_SIZES, Generator, GeneratorConfig, generator_config, history_tokens
 from .models.generative.trie import CodeTrie
 from .models.graph_model import GraphModel
@@ -50,12 +52,14 @@ from .models.sampling import sample_triplets
 from .models.vbpr import VBPR, VBPRConfig
 from .models.sequential.base import NextItemRecommender, SequenceRanker
 from .models.sequential.gru4rec import GRU4Rec, GRU4RecConfig
-from .models.sequential.references import SequencePopularity
+from .models.sequential.references import NextItemOracle, SequencePopularity
 from .models.sequential.sasrec import SASRec, SASRecConfig
 from .tokenizers.base import Tokenizer, TokenizerModule
 from .tokenizers.health import (attribute_purity, attribute_scores, code_case_study, code_usage, collision_rate,
                                 compare_tokenizers, health_summary, level_entropy, level_health, unique_fraction)
+from .tokenizers.fusion import CollaborativeFusion, FusionConfig
 from .tokenizers.kmeans import OPQ, ProductQuantizer, RQKMeans
+from .tokenizers.letter import LETTER, LETTERConfig
 from .tokenizers.mmq import MMQConfig, MMQOutput, MMQTokenizer
 from .tokenizers.modalities import ModalitySeparated, fuse_modalities, modality_slices, standardize
 from .tokenizers.quantizer import (QuantizerConfig, QuantizerOutput, ResidualQuantizer, SoftIndex, kmeans,
@@ -88,7 +92,7 @@ __all__ = [
     "rotate_onto", "SoftIndex", "soft_index",
     "soft_assignment", "sparsity_kl", "diversity_loss", "orthogonal_loss", "weighted_mean",
     "Tokenizer", "TokenizerModule", "RQVAE", "RQVAEConfig", "RQVAEOutput", "forward_group",
-    "MMQConfig", "MMQOutput", "MMQTokenizer", "RQKMeans", "ProductQuantizer", "OPQ",
+    "MMQConfig", "MMQOutput", "MMQTokenizer", "LETTER", "LETTERConfig", "CollaborativeFusion", "FusionConfig", "RQKMeans", "ProductQuantizer", "OPQ",
     "ModalitySeparated", "fuse_modalities", "modality_slices", "standardize",
     "SemanticIds", "add_dedup_level", "reassign_last_level", "sinkhorn", "collision_report",
     "code_usage", "level_entropy", "level_health", "collision_rate", "unique_fraction", "health_summary",
@@ -98,9 +102,9 @@ __all__ = [
     "PopularityRecommender", "RandomRecommender", "OracleRecommender", "GraphModel", "MFBPR", "MFConfig", "LightGCN", "LightGCNConfig",
     "VBPR", "VBPRConfig", "FREEDOM", "FreedomConfig", "MoToRec", "MoToRecConfig", "ABLATIONS", "ablation_config",
     "rarity_weights", "NormalizedAdjacency", "content_graph", "knn_graph", "sample_triplets",
-    "NextItemRecommender", "SequenceRanker", "SASRec", "SASRecConfig", "GRU4Rec", "GRU4RecConfig", "SequencePopularity",
+    "NextItemRecommender", "SequenceRanker", "SASRec", "SASRecConfig", "GRU4Rec", "GRU4RecConfig", "SequencePopularity", "NextItemOracle",
     "CodeTrie", "BeamResult", "beam_search", "Generator", "GeneratorConfig", "GENERATOR_SIZES", "generator_config",
-    "history_tokens",
+    "history_tokens", "ItemCodes", "item_codes", "resolve_collisions", "last_level_cost", "collaborative_embeddings",
     # analysis
     "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
     "tune_model", "cold_start_metrics", "chance_metrics", "reference_runs", "cold_start_summary", "calibration_row",

@@ -3,6 +3,7 @@ report`` (see :mod:`workbench.bench`)."""
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -14,6 +15,7 @@ from ..core.storage import atomic_path
 from . import __doc__ as DOC
 from .amazon23 import bench_amazon23, summarize_amazon23
 from .baby import bench_baby
+from .beauty import bench_beauty, bench_beauty_generator, bench_yelp
 from .eval import bench_eval
 from .generate import bench_generate
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
@@ -23,7 +25,8 @@ from .tokenizer import bench_tokenizer, summarize_tokenizer
 
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
               "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23,
-              "tune": bench_tune, "motorec-study": bench_motorec_study, "generate": bench_generate}
+              "tune": bench_tune, "motorec-study": bench_motorec_study, "generate": bench_generate,
+              "beauty": bench_beauty, "beauty-generator": bench_beauty_generator, "yelp": bench_yelp}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and the models (default 0)")
     parser.add_argument("--seeds", default=None,
                         help="run once per seed (0-9 or 0,3,7) and add a summary across them (overrides --seed)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="an epoch budget, for the benchmarks that train to one (beauty, beauty-generator, yelp)")
     parser.add_argument("--append", action="store_true",
                         help="with --seeds and --save: add these seeds' runs to the saved multi-seed result (a long "
                              "benchmark run in parts); seeds already saved are refused")
@@ -85,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
                                 "machine_note": f"{os.cpu_count()} CPUs, {platform.machine()}"})
 
     # a multi-seed run saves what it has after every seed (a long run cut short keeps its finished seeds)
+    extra = {}
+    if args.epochs is not None:
+        if "epochs" not in inspect.signature(BENCHMARKS[args.name]).parameters:
+            parser.error(f"--epochs: the {args.name} benchmark has no epoch budget")
+        extra["epochs"] = args.epochs
     result = run_benchmark(args.name, args.device, args.repeats, args.seed, seeds,
-                           on_seed=save if args.save and seeds else None)
+                           on_seed=save if args.save and seeds else None, **extra)
     if args.save:
         save(result)
     if args.json:
@@ -98,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds: list[int] | None,
-                  on_seed=None) -> dict:
+                  on_seed=None, **extra) -> dict:
     """One run, or one per seed with a summary across them (``{"runs": [...], "summary": ...}``);
     ``on_seed(partial result)`` after each seed but the last (the seeds done so far)."""
     if seeds is None:
-        return BENCHMARKS[name](device=device, repeats=repeats, seed=seed)
+        return BENCHMARKS[name](device=device, repeats=repeats, seed=seed, **extra)
     runs = []
 
     def result() -> dict:
@@ -111,7 +121,7 @@ def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds:
                 "runs": runs}
 
     for s in seeds:
-        runs.append(BENCHMARKS[name](device=device, repeats=repeats, seed=s))
+        runs.append(BENCHMARKS[name](device=device, repeats=repeats, seed=s, **extra))
         print(f"{name}: seed {s} done ({len(runs)}/{len(seeds)})", file=sys.stderr, flush=True)
         if on_seed is not None and len(runs) < len(seeds):
             on_seed(result())

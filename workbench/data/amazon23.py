@@ -20,14 +20,13 @@ is derived from the real product image, but it is text about the image, not pixe
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .dataset import TEST, TRAIN, VALID, DataError, RecDataset, check_interactions, row_label
-from .files import check_fields, open_text, read_table
+from .files import check_fields, read_item_json, read_table
 
 HEADER = ("user_id:token", "item_id_list:token_seq", "item_id:token")
 SPLIT_FILES = {TRAIN: "train", VALID: "valid", TEST: "test"}
@@ -100,18 +99,7 @@ def _interactions(rows: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, int]:
 
 def _read_items(path: Path, n_items: int) -> pd.DataFrame:
     """``index -> {title, brand, categories, description}`` as a table ordered by index."""
-    try:
-        with open_text(path) as fh:
-            raw = json.loads(fh.read())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [str(i) for i in range(n_items)]:
-        raise DataError(f"{path}: expected an object with keys '0'..'{n_items - 1}' (one per item of the id map)")
-    for key, entry in raw.items():
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(f), (str, type(None))) for f in _TEXT_FIELDS):
-            raise DataError(f"{path}: item {key}: expected an object whose {', '.join(_TEXT_FIELDS)} are strings "
-                            "(or null, read as empty)")
-    return pd.DataFrame([{f: raw[str(i)].get(f) or "" for f in _TEXT_FIELDS} for i in range(n_items)])
+    return read_item_json(path, _TEXT_FIELDS, n_items)
 
 
 def _captions(table: pd.DataFrame, path: Path) -> list[str]:
@@ -143,7 +131,7 @@ def load_amazon23(folder: str | Path, use_cache: bool = True, device: str | None
                 "caption": cached_text_features(captions, f"{name}-caption", use_cache, device)}
     items = meta[["title", "brand", "categories"]].assign(raw_id=asins.to_numpy(), caption=captions)
     ds = RecDataset(name=f"amazon23-{name}", interactions=check_interactions(inter, str(folder)),
-                    n_users=len(users), n_items=len(asins), features=features, items=items,
+                    n_users=len(users), n_items=len(asins), features=features, items=items, time_unit="position",
                     description=f"Amazon Reviews 2023 {name} from {folder} ({repeats} repeat interactions dropped); "
                                 "text: title, brand, categories, description; caption: a vision-language caption "
                                 "of the product photo (text about the image, not pixels), both MiniLM")

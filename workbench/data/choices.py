@@ -22,6 +22,10 @@ among the items already **released** at ``t``. The three causes of an item's deg
 exposure``, plus the log of the share of the user's steps at which the item was already released. It leaves out
 the sequence bonus, which depends on which item came before, a draw the oracle does not see. No model can know
 more than these parameters about a user's held-out items, so the oracle is the ceiling of every comparison.
+
+For next-item prediction (leave-one-out) the choice is fully known: :meth:`ChoiceModel.next_item_scores` gives
+the exact logits of one step, with the sequence bonus after the previous item, the items released by then and the
+items already chosen removed (the next-item oracle, :class:`workbench.models.sequential.references.NextItemOracle`).
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ class ChoiceModel:
         step_times: ``(S,)`` time of every choice step, user by user, in time order (drawn before any choice).
         step_offsets: ``(U + 1,)`` user ``u``'s steps are ``step_times[step_offsets[u]:step_offsets[u + 1]]``.
         taste_weight, popularity_weight: the strengths of appeal and exposure in each choice.
+        sequence_bonus: ``(R, I)`` the bonus of each item after a previous item of bonus row ``r`` (or ``None``).
+        bonus_row: ``(I,)`` the bonus row each item sets up for the next step (its category and colour).
     """
 
     item_codes: dict[str, np.ndarray]
@@ -56,6 +62,8 @@ class ChoiceModel:
     step_offsets: np.ndarray
     taste_weight: float
     popularity_weight: float
+    sequence_bonus: np.ndarray | None = None
+    bonus_row: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -117,6 +125,22 @@ class ChoiceModel:
         with np.errstate(divide="ignore"):
             availability = np.where(share > 0, np.log(share), UNRELEASED).astype(np.float32)
         return self.static_logits(user_ids) + availability
+
+    def next_item_scores(self, user_ids: np.ndarray, previous: np.ndarray, times: np.ndarray,
+                         seen: np.ndarray) -> np.ndarray:
+        """The exact logits ``(B, I)`` of one choice step of each user (module doc): static logits plus the
+        sequence bonus after ``previous`` ``(B,)`` (``-1``: a first step, no bonus); items not released by
+        ``times`` ``(B,)`` and the items in ``seen`` ``(B, L)`` (padded with ``-1``) get :data:`UNRELEASED`."""
+        if self.sequence_bonus is None:
+            raise ValueError("this choice model has no sequence bonus (made before it was recorded)")
+        scores = self.static_logits(user_ids)
+        previous = np.asarray(previous)
+        has = previous >= 0
+        scores[has] += self.sequence_bonus[self.bonus_row[previous[has]]]
+        scores[self.release[None, :] > np.asarray(times, dtype=np.float64)[:, None]] = UNRELEASED
+        rows, cols = np.nonzero(np.asarray(seen) >= 0)
+        scores[rows, np.asarray(seen)[rows, cols]] = UNRELEASED
+        return scores
 
     def _users(self, user_ids) -> np.ndarray:
         user_ids = np.asarray(user_ids, dtype=np.int64).reshape(-1)

@@ -193,6 +193,25 @@ def check_fields(table: pd.DataFrame, source: FileRows, patterns: dict[str, tupl
                             f"expected {expected}")
 
 
+def read_item_json(path: str | Path, fields: tuple[str, ...], n_items: int | None = None) -> pd.DataFrame:
+    """An item metadata file ``{"0": {field: text, ...}, "1": ...}`` as a table ordered by index, one column per
+    ``field`` (a missing or null field reads as empty). Keys must be ``'0'..'n-1'`` (``n = n_items`` when given)."""
+    path = Path(path)
+    try:
+        with open_text(path) as fh:
+            raw = json.loads(fh.read())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from err
+    n = len(raw) if isinstance(raw, dict) and n_items is None else n_items
+    if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [str(i) for i in range(n)]:
+        raise DataError(f"{path}: expected an object with keys '0'..'{(n or 1) - 1}' (one per item, in order)")
+    for key, entry in raw.items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(f), (str, type(None))) for f in fields):
+            raise DataError(f"{path}: item {key}: expected an object whose {', '.join(fields)} are strings "
+                            "(or null, read as empty)")
+    return pd.DataFrame([{f: raw[str(i)].get(f) or "" for f in fields} for i in range(n)], columns=list(fields))
+
+
 def load_matrix(path: str | Path) -> np.ndarray:
     """A 2-D real-valued ``.npy`` matrix, memory-mapped copy-on-write (pages are read when used; the file is never
     changed). Refuses, naming the file: an empty or truncated file, a ``.npz`` archive renamed ``.npy``, other

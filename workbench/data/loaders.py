@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import MAX_ID, DataError, RecDataset, check_features, check_interactions, inferred_size
-from .files import (bundle_lock, check_fields, check_name, load_matrix, open_text, read_table, verify_manifest,
+from .files import (bundle_lock, check_fields, check_name, load_matrix, open_text, read_item_json, read_table, verify_manifest,
                     write_bundle)
 
 MMREC_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
@@ -247,3 +248,42 @@ def load_sequences(path: str | Path, name: str | None = None, one_based: bool = 
     return RecDataset(name=name or Path(path).name.split(".")[0], interactions=inter, n_users=len(seqs),
                       n_items=n_items, description=f"sequence file {path}", time_unit="position")
 
+
+
+# ------------------------------------------------------------------------------------------ semantic-id files
+_CODE_TOKEN = re.compile(r"<([a-z])_([0-9]{1,6})>", re.ASCII)
+
+
+def read_code_index(path: str | Path, n_items: int | None = None) -> np.ndarray:
+    """A published semantic-id file (LETTER's ``Beauty.index.json``: ``{"0": ["<a_183>", "<b_70>", ...], ...}``,
+    key ``k`` = item ``k``) as codes ``(n_items, M)`` int64; every item must have ``M`` tokens with the level
+    letters ``a, b, c...`` in order."""
+    path = Path(path)
+    try:
+        with open_text(path) as fh:
+            raw = json.loads(fh.read())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from err
+    n = len(raw) if isinstance(raw, dict) and n_items is None else n_items
+    if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [str(i) for i in range(n)]:
+        raise DataError(f"{path}: expected an object with keys '0'..'{(n or 1) - 1}' (one per item, in order)")
+    first = raw["0"]
+    M = len(first) if isinstance(first, list) else 0
+    codes = np.zeros((n, M), dtype=np.int64)
+    for i in range(n):
+        tokens = raw[str(i)]
+        parsed = [_CODE_TOKEN.fullmatch(t) if isinstance(t, str) else None for t in tokens] \
+            if isinstance(tokens, list) and len(tokens) == M else None
+        if M == 0 or parsed is None or not all(parsed) or [p.group(1) for p in parsed] != list("abcdefghijklmnop"[:M]):
+            raise DataError(f"{path}: item {i}: expected {M or 'some'} tokens like '<a_12>', '<b_3>'... with the "
+                            f"level letters in order, got {str(tokens)[:80]}")
+        codes[i] = [int(p.group(2)) for p in parsed]
+    return codes
+
+
+def read_item_text(path: str | Path, fields: tuple[str, ...] = ("title", "description"),
+                   n_items: int | None = None) -> list[str]:
+    """Each item's ``fields`` joined by spaces, from a ``{"0": {"title": ..., "description": ...}}`` file
+    (``Yelp.item.json``), item ``k`` = key ``k``."""
+    table = read_item_json(path, fields, n_items)
+    return table.apply(lambda r: " ".join(v for v in r if v), axis=1).tolist()

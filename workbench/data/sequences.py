@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .dataset import RecDataset
+from .dataset import TEST, TRAIN, VALID, RecDataset
 from .splits import _columns
 
 PAD = -1                        # the padding item of histories
@@ -126,6 +126,20 @@ class SequenceData:
         L = (max_len or self.max_len) + 1
         return _last_windows(self.train_items, self.train_offsets[:-1], self.train_offsets[1:], L)
 
+    def as_dataset(self) -> RecDataset:
+        """The same split as a :class:`RecDataset` for the graph models (CEMG's LightGCN): training items
+        ``TRAIN``, validation targets ``VALID``, test targets ``TEST``; timestamps are positions."""
+        owners = np.repeat(np.arange(self.n_users), self.train_lengths)
+        pos = np.arange(len(owners)) - np.repeat(self.train_offsets[:-1], self.train_lengths)
+        users = self.users("test")
+        frame = pd.DataFrame({
+            "user_id": np.r_[owners, users, users], "item_id": np.r_[self.train_items, self.valid_items[users],
+                                                                     self.test_items[users]],
+            "rating": 1.0, "timestamp": np.r_[pos, self.train_lengths[users], self.train_lengths[users] + 1]})
+        labels = np.r_[np.full(len(owners), TRAIN), np.full(len(users), VALID), np.full(len(users), TEST)]
+        ds = RecDataset(self.name, frame, self.n_users, self.n_items, time_unit="position")
+        return ds.with_split(labels)
+
     def summary(self) -> dict[str, float]:
         """Users, items, mean training length, evaluated users, cold test targets and the tie report."""
         test = self.targets("test")
@@ -156,7 +170,7 @@ def _last_windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, L: in
     return np.where(valid, items[np.clip(idx, 0, max(len(items) - 1, 0))] if len(items) else PAD, PAD)
 
 
-def _ordered(dataset: RecDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def ordered_interactions(dataset: RecDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Users, items and timestamps sorted by user, then timestamp, then row (the tie rule); and the row order."""
     users, items, times = _columns(dataset.interactions, ("user_id", "item_id", "timestamp"), "sequence_split")
     order = np.lexsort((np.arange(len(users)), times, users))
@@ -168,7 +182,7 @@ def tie_report(dataset: RecDataset) -> dict:
     timestamp with another), ``valid_test_same_time`` and ``valid_test_same_day`` (share of evaluated users whose
     last two interactions share a timestamp / a calendar day, UTC). With ``time_unit="position"`` the times are
     positions and these cannot be checked: the values are NaN and ``checkable`` is False."""
-    users, _, times, _ = _ordered(dataset)
+    users, _, times, _ = ordered_interactions(dataset)
     if dataset.time_unit == "position":
         nan = float("nan")
         return {"checkable": False, "tied_rows": nan, "valid_test_same_time": nan, "valid_test_same_day": nan}
@@ -193,7 +207,7 @@ def sequence_split(dataset: RecDataset, max_len: int = 20, cold_max: int = 5) ->
     user's target never reappears in its own inputs."""
     if max_len < 1 or cold_max < 0:
         raise ValueError(f"need max_len >= 1 and cold_max >= 0, got {max_len}, {cold_max}")
-    users, items, _, _ = _ordered(dataset)
+    users, items, _, _ = ordered_interactions(dataset)
     lengths = np.bincount(users, minlength=dataset.n_users)
     ends = np.cumsum(lengths)
     evaluated = lengths >= 3

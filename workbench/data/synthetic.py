@@ -344,7 +344,8 @@ def generate_interactions(items: pd.DataFrame, cfg: CatalogueConfig) -> tuple[pd
     follow[np.arange(n_cat), taste_rng.permutation(n_cat)] += 0.4
     same_colour = (np.arange(n_col)[:, None] == col[None, :]).astype(np.float32)        # (n_col, I)
     bonus = cfg.sequence_weight * (follow[:, cat][:, None, :] + 0.5 * same_colour[None, :, :])  # (n_cat, n_col, I)
-    seq = draw_choices(model, bonus.reshape(-1, cfg.n_items), cat * n_col + col, choice_rng)
+    model.sequence_bonus, model.bonus_row = bonus.reshape(-1, cfg.n_items), cat * n_col + col
+    seq = draw_choices(model, model.sequence_bonus, model.bonus_row, choice_rng)
     user_ids = np.repeat(np.arange(cfg.n_users), np.diff(offsets))
     inter = pd.DataFrame({
         "user_id": user_ids, "item_id": seq, "rating": _ratings(model.pair_appeal(user_ids, seq), choice_rng),

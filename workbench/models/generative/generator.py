@@ -95,6 +95,7 @@ class _TrainData:
     input_ids: torch.Tensor       # (N, S) int32
     attention_mask: torch.Tensor  # (N, S) bool
     labels: torch.Tensor          # (N, M) int64 target tokens
+    lengths: np.ndarray           # (N,) history items of each example (for length-grouped batches)
     valid_rows: np.ndarray        # the validation users' rows in source.users("valid")
 
 
@@ -191,7 +192,8 @@ class Generator(nn.Module, NextItemRecommender, Trainable):
         if self.config.valid_users is not None and n_valid > self.config.valid_users:
             rows = np.sort(np.random.default_rng(0).choice(n_valid, self.config.valid_users, replace=False))
         return _TrainData(data, torch.as_tensor(ids, dtype=torch.int32, device=device),
-                          torch.as_tensor(mask, device=device), torch.as_tensor(labels, device=device), rows)
+                          torch.as_tensor(mask, device=device), torch.as_tensor(labels, device=device),
+                          (hist != PAD).sum(1), rows)
 
     def data_fingerprint(self, data: _TrainData) -> str:
         src = data.source
@@ -200,9 +202,15 @@ class Generator(nn.Module, NextItemRecommender, Trainable):
                              "max_len": src.max_len})
 
     def epoch_batches(self, data: _TrainData, batch_size: int, rng: np.random.Generator) -> list[Batch]:
-        order = torch.as_tensor(rng.permutation(len(data.labels)), device=data.labels.device)
+        """Length-grouped batches (as ``transformers``' ``group_by_length``): the examples shuffled, sorted by
+        history length (a stable sort keeps the shuffle among equal lengths), cut into batches whose order is
+        shuffled; each batch then drops the padding columns all its rows share, so a short history costs little."""
+        perm = rng.permutation(len(data.labels))
+        perm = perm[np.argsort(data.lengths[perm], kind="stable")]
+        slices = batch_slices(len(perm), batch_size)
+        order = torch.as_tensor(perm, device=data.labels.device)
         return [Batch({"input_ids": data.input_ids[order[s]], "attention_mask": data.attention_mask[order[s]],
-                       "labels": data.labels[order[s]]}) for s in batch_slices(len(order), batch_size)]
+                       "labels": data.labels[order[s]]}) for s in (slices[i] for i in rng.permutation(len(slices)))]
 
     def training_step(self, batch: Batch) -> StepOutput:
         rows = batch.rows
