@@ -246,3 +246,31 @@ def test_fusion_weights_follow_the_collaborative_signal():
     assert np.allclose(blind.weights(), 0.5) and blind.transform().shape == (n, d)
     text_only = CollaborativeFusion(dim=d, modalities=("text",)).fit(feats, cf.astype(np.float32))
     assert np.allclose(text_only.weights(), 1.0)
+
+
+def test_generative_study_pipeline_and_diagnostics():
+    """CEMG end to end on the smoke catalogue: LightGCN, fusion, RQ-VAE, unique ids, the generator, the report,
+    and the diagnostics on the trained generator."""
+    from workbench.analysis import generative as G
+
+    ds = wb.load_synthetic("smoke")
+    study = G.generative_study_config("smoke", generator_epochs=2, tokenizer_epochs=5)
+    data = G.generative_data(ds, study)
+    run = G.run_next_item("cemg", ds, data, study, seed=0)
+    tokens = run.tokens
+    assert tokens.codes.report["collision_rate_after"] == 0 and tokens.X.shape == (ds.n_items, 2 * study.cf_dim)
+    assert tokens.fusion.weights().shape == (ds.n_items, 2)
+    assert set(tokens.seconds) >= {"collaborative", "fusion", "tokenizer"}
+    assert {"cold"} == set(run.report.strata) and 0 <= run.report["recall@10"] <= 1
+    table = G.next_item_table([run, G.run_next_item("popularity", ds, data, study)])
+    assert table["model"].tolist() == ["cemg", "popularity"] and table.loc[0, "epochs"] == 2
+    acc = G.level_accuracy(run.model, data, n_users=50)
+    assert len(acc) == run.model.n_levels and (acc["prefix_accuracy"].diff().dropna() <= 1e-9).all()
+    assert 0 <= G.invalid_rate(run.model, data, n_users=20) <= 1
+    agree = G.beam_agreement(run.model, data, n_users=5, k=5)
+    assert 0 <= agree["top_k_overlap"] <= 1
+    user = int(data.users("test")[0])
+    view = G.generation_table(run.model, data, user, k=5, items=ds.items)
+    assert (view["role"] == "generated").sum() == 5 and view["codes"].str.startswith("<a_").all()
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        G.tokenize("vq", ds, data, study)

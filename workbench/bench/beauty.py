@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 
 # TIGER's Table (Amazon Beauty): SASRec and TIGER rows
 PUBLISHED = {"sasrec": {"recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
@@ -44,7 +46,7 @@ def bench_beauty(device: str | None = None, repeats: int = 1, seed: int = 0, epo
     if data is None:
         return {"benchmark": "beauty", "skipped": skipped}
     out = {"benchmark": "beauty", "users": data.n_users, "items": data.n_items, "published": PUBLISHED["sasrec"],
-           "ties": data.ties}
+           "ties": {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in data.ties.items()}}
     for loss in ("bce", "ce"):
         t = time.perf_counter()
         model = make_model("sasrec", loss=loss).fit(data, epochs=epochs, seed=seed, device=device, progress=False)

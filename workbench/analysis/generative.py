@@ -1,0 +1,289 @@
+"""Generative-retrieval studies for notebook 03 (CEMG Tables 2-3, Fig. 2-4) and the diagnostics of a generator.
+
+One protocol for every next-item model (leave-one-out on :func:`~workbench.data.sequences.sequence_split`, the
+whole catalogue, cold targets = items with at most 5 training interactions), with the references: popularity and,
+on the synthetic catalogue, the next-item oracle. The generative models differ only in their item ids
+(:data:`TOKENIZERS`): TIGER (an RQ-VAE on the text features), LETTER (the same with collaborative alignment to
+SASRec's item embeddings and code diversity), CEMG (the RQ-VAE on CEMG's fused vector: PCA'd image and text weighted
+by the LightGCN embedding, which is also part of the vector) and CEMG's ablations; the generator (a T5 from
+scratch) and the constrained beam search are the same for all.
+
+Budgets per profile: :data:`GENERATIVE_PRESETS` (the paper profile has CEMG's sizes: M = 4, K = 512,
+lambda_q = 0.25, lambda_d = 0.01, TIGER's T5).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.config import preset
+from ..data.dataset import RecDataset
+from ..data.sequences import PAD, SequenceData, sequence_split
+from ..evaluation.next_item import NextItemReport
+from ..models.base import make_model
+from ..models.generative.generator import Generator, generator_config, history_tokens
+from ..models.generative.item_codes import ItemCodes, collaborative_embeddings, item_codes
+from ..tokenizers.fusion import CollaborativeFusion
+from ..tokenizers.letter import LETTER, LETTERConfig
+from ..tokenizers.modalities import standardize
+from ..tokenizers.quantizer import QuantizerConfig
+from ..tokenizers.rqvae import RQVAE, RQVAEConfig
+
+
+@dataclass(frozen=True)
+class GenerativeStudyConfig:
+    """Budgets and sizes of the generative study (one protocol for every model)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_len: int = 20
+    examples: str = "prefix"            # generator training examples: "prefix" | "last"
+    cf_dim: int = 64                    # d: LightGCN / SASRec embeddings, and CEMG's PCA size
+    cf_epochs: int = 60
+    fusion_epochs: int = 40
+    levels: int = 3                     # M
+    codebook: int = 64                  # K
+    latent: int = 32                    # the RQ-VAE's D
+    hidden: tuple[int, ...] = (256,)
+    beta: float = 0.25                  # lambda_q (the commitment weight)
+    diversity: float = 0.01             # lambda_d
+    tokenizer_epochs: int = 100
+    collisions: str = "level"           # TIGER's extra level (always possible) | "reassign" (LETTER's, M stays)
+    generator: str = "small"            # a GENERATOR_SIZES name
+    generator_epochs: int = 20
+    generator_lr: float = 3e-3
+    batch_size: int = 256
+    sequence_epochs: int = 100          # SASRec, GRU4Rec
+    patience: int = 5
+    valid_users: int | None = 1000
+    letter: dict = field(default_factory=dict)   # LETTERConfig options (cf_weight, diversity_weight, clusters)
+
+
+GENERATIVE_PRESETS = {
+    "smoke": GenerativeStudyConfig(seeds=(0,), cf_dim=32, cf_epochs=20, fusion_epochs=10, levels=3, codebook=16,
+                                   latent=16, hidden=(64,), tokenizer_epochs=20, generator="tiny",
+                                   generator_epochs=4, sequence_epochs=15, patience=3, valid_users=200),
+    "default": GenerativeStudyConfig(),
+    "paper": GenerativeStudyConfig(seeds=(0, 1, 2, 3, 4), levels=4, codebook=512, latent=64, hidden=(512, 256),
+                                   tokenizer_epochs=300, generator="tiger", generator_epochs=200,
+                                   generator_lr=1e-3, sequence_epochs=200, patience=10, valid_users=None,
+                                   cf_epochs=300, fusion_epochs=100),
+}
+TOKENIZERS = ("tiger", "letter", "cemg", "cemg-wo-collab", "cemg-wo-image", "cemg-wo-text")
+SEQUENCE_MODELS = {"sasrec-bce": ("sasrec", {"loss": "bce"}), "sasrec-ce": ("sasrec", {"loss": "ce"}),
+                   "gru4rec": ("gru4rec", {})}
+_FUSION = {"cemg": {}, "cemg-wo-collab": {"collaborative": False}, "cemg-wo-image": {"modalities": ("text",)},
+           "cemg-wo-text": {"modalities": ("image",)}}
+
+
+def generative_study_config(profile: str | None = None, **changes) -> GenerativeStudyConfig:
+    """The generative study's budget for ``profile`` (default: the active one), with ``changes``."""
+    return preset(GENERATIVE_PRESETS, profile, **changes)
+
+
+def generative_data(dataset: RecDataset, study: GenerativeStudyConfig) -> SequenceData:
+    """Leave-one-out next-item data with the study's history length."""
+    return sequence_split(dataset, max_len=study.max_len)
+
+
+def rqvae_config(study: GenerativeStudyConfig) -> RQVAEConfig:
+    """CEMG's RQ-VAE (eq. 4) at the study's sizes: ``M`` levels of ``K`` codes, lambda_q, lambda_d."""
+    return RQVAEConfig(hidden=study.hidden, diversity_weight=study.diversity,
+                       quantizer=QuantizerConfig(D=study.latent, L=study.levels, K=study.codebook, beta=study.beta))
+
+
+class ItemTokens(NamedTuple):
+    """A tokenizer's item ids: ``codes`` (unique, with the collision report), its input ``X``, the fitted
+    ``tokenizer``, CEMG's ``fusion`` layer (or ``None``) and training ``seconds`` per stage (``collaborative``,
+    ``fusion``, ``tokenizer`` in all, and ``tokenizer_per_epoch``)."""
+
+    kind: str
+    codes: ItemCodes
+    X: np.ndarray
+    tokenizer: object
+    fusion: CollaborativeFusion | None
+    seconds: dict
+
+
+def collaborative_vectors(data: SequenceData, study: GenerativeStudyConfig, seed: int, model: str = "lightgcn"
+                          ) -> tuple[np.ndarray, float]:
+    """LightGCN (CEMG) or SASRec (LETTER) item embeddings from the training sequences; and the seconds taken."""
+    t = time.perf_counter()
+    emb = collaborative_embeddings(data, model, dim=study.cf_dim, epochs=study.cf_epochs, seed=seed)
+    return emb, time.perf_counter() - t
+
+
+def tokenize(kind: str, dataset: RecDataset, data: SequenceData, study: GenerativeStudyConfig, seed: int = 0,
+             cf: np.ndarray | None = None) -> ItemTokens:
+    """Item ids of one tokenizer (module doc); ``cf``: collaborative embeddings to reuse (LightGCN's for CEMG,
+    SASRec's for LETTER), trained here when ``None``."""
+    if kind not in TOKENIZERS:
+        raise ValueError(f"unknown tokenizer {kind!r}; expected one of {TOKENIZERS}")
+    seconds, fusion = {}, None
+    needs_cf = kind == "letter" or _FUSION.get(kind, {}).get("collaborative", kind != "tiger")
+    if needs_cf and cf is None:
+        cf, seconds["collaborative"] = collaborative_vectors(data, study, seed, "sasrec" if kind == "letter"
+                                                             else "lightgcn")
+    if kind in ("tiger", "letter"):
+        X = standardize(dataset.features["text"])
+    else:
+        fusion = CollaborativeFusion(dim=study.cf_dim, **_FUSION[kind])
+        t = time.perf_counter()
+        fusion.fit(dataset.features, cf if fusion.config.collaborative else None, trained=data.item_degree() > 0,
+                   epochs=study.fusion_epochs, seed=seed, progress=False)
+        seconds["fusion"] = time.perf_counter() - t
+        X = standardize(fusion.transform())
+    if kind == "letter":
+        tok, inputs = LETTER(X.shape[1], cf.shape[1], LETTERConfig(rqvae=rqvae_config(study), **study.letter)), (X, cf)
+    else:
+        tok, inputs = RQVAE(X.shape[1], rqvae_config(study)), (X,)
+    t = time.perf_counter()
+    tok.fit(*inputs, epochs=study.tokenizer_epochs, seed=seed, progress=False)
+    seconds["tokenizer"] = time.perf_counter() - t
+    seconds["tokenizer_per_epoch"] = float(tok.history_["seconds"].median())
+    return ItemTokens(kind, item_codes(tok, X, study.collisions), X, tok, fusion, seconds)
+
+
+class NextItemRun(NamedTuple):
+    """One trained next-item model: ``name``, ``seed``, the fitted ``model``, its test ``report`` (with the
+    ``cold`` stratum), ``seconds`` (training per stage, in all, and ``test_users_per_s``), the ``tokens`` of a
+    generator (or ``None``)."""
+
+    name: str
+    seed: int
+    model: object
+    report: NextItemReport
+    seconds: dict
+    tokens: ItemTokens | None = None
+
+
+def train_generator(tokens: ItemTokens, data: SequenceData, study: GenerativeStudyConfig, seed: int = 0,
+                    callback=None, **changes) -> Generator:
+    """The study's generator over ``tokens``' ids (``changes``: GeneratorConfig fields)."""
+    cfg = generator_config(study.generator, examples=study.examples, valid_users=study.valid_users, **changes)
+    gen = Generator(tokens.codes.codes, tokens.codes.sizes, config=cfg)
+    return gen.fit(data, epochs=study.generator_epochs, lr=study.generator_lr, batch_size=study.batch_size,
+                   patience=study.patience, seed=seed, callback=callback, progress=False)
+
+
+def run_next_item(name: str, dataset: RecDataset, data: SequenceData, study: GenerativeStudyConfig, seed: int = 0,
+                  tokens: ItemTokens | None = None, callback=None) -> NextItemRun:
+    """Train ``name`` (``"popularity"``, ``"oracle"``, a :data:`SEQUENCE_MODELS` key, or a generator over a
+    :data:`TOKENIZERS` kind, tokenized here unless ``tokens`` is given) and evaluate the test targets once."""
+    seconds = {}
+    t = time.perf_counter()
+    if name == "popularity":
+        model = make_model("sequence-popularity").fit(data)
+    elif name == "oracle":
+        model = make_model("next-item-oracle").fit(data, dataset)
+    elif name in SEQUENCE_MODELS:
+        model_name, options = SEQUENCE_MODELS[name]
+        model = make_model(model_name, **options).fit(data, epochs=study.sequence_epochs, patience=study.patience,
+                                                      seed=seed, callback=callback, progress=False)
+    else:
+        tokens = tokens if tokens is not None else tokenize(name, dataset, data, study, seed)
+        seconds.update(tokens.seconds)
+        t = time.perf_counter()
+        model = train_generator(tokens, data, study, seed, callback)
+    seconds["model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    report = model.evaluate(data, "test")
+    seconds["test_users_per_s"] = len(report.ranks) / (time.perf_counter() - t)
+    return NextItemRun(name, seed, model, report, seconds, tokens)
+
+
+def next_item_table(runs: list[NextItemRun], metrics=("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+                    ) -> pd.DataFrame:
+    """One row per run: overall and cold metrics, epochs, seconds per epoch of each stage, test users/s."""
+    rows = []
+    for r in runs:
+        row = {"model": r.name, "seed": r.seed, **{m: r.report[m] for m in metrics},
+               **{f"cold {m}": r.report.strata.get("cold", {}).get(m, np.nan) for m in metrics}}
+        history = getattr(r.model, "history_", None)
+        row["epochs"] = len(history) if history is not None else 0
+        row["model sec/epoch"] = float(history["seconds"].median()) if history is not None else 0.0
+        row.update({f"{k} sec": v for k, v in r.seconds.items() if k not in ("model", "test_users_per_s")})
+        row["test users/s"] = r.seconds["test_users_per_s"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------------ generator diagnostics
+def _sample_users(data: SequenceData, part: str, n: int | None, seed: int = 0) -> np.ndarray:
+    rows = np.arange(len(data.users(part)))
+    if n is not None and n < len(rows):
+        rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
+    return rows
+
+
+@torch.no_grad()
+def level_accuracy(gen: Generator, data: SequenceData, part: str = "test", n_users: int | None = 1000
+                   ) -> pd.DataFrame:
+    """Teacher-forced accuracy per level: the share of targets whose level-``m`` code is the most likely code of
+    that level given the true earlier codes (``accuracy``), and whose first ``m + 1`` codes all are
+    (``prefix_accuracy``)."""
+    rows = _sample_users(data, part, n_users)
+    ids, mask = history_tokens(data.histories(part)[rows], gen.codes_, gen.offsets_)
+    labels = torch.as_tensor(gen.codes_[data.targets(part)[rows]] + gen.offsets_[None, :], device=gen.device)
+    gen.eval()
+    logits = gen.t5(input_ids=torch.as_tensor(ids, device=gen.device),
+                    attention_mask=torch.as_tensor(mask, dtype=torch.long, device=gen.device), labels=labels).logits
+    right = torch.stack([logits[:, m, off:off + k].argmax(-1) + off == labels[:, m]
+                         for m, (off, k) in enumerate(zip(gen.offsets_.tolist(), gen.sizes))], 1)   # (B, M)
+    return pd.DataFrame({"level": np.arange(gen.n_levels), "accuracy": right.float().mean(0).cpu().numpy(),
+                         "prefix_accuracy": right.int().cumprod(1).float().mean(0).cpu().numpy()})
+
+
+def invalid_rate(gen: Generator, data: SequenceData, part: str = "test", n_users: int | None = 500) -> float:
+    """Share of the tuples that beam search returns **without** the trie that are no item's code."""
+    rows = _sample_users(data, part, n_users)
+    hist = data.histories(part)[rows]
+    free = torch.cat([gen.beams(hist[s:s + 256], constrained=False).items for s in range(0, len(hist), 256)])
+    return float((free < 0).float().mean())
+
+
+def beam_agreement(gen: Generator, data: SequenceData, part: str = "test", n_users: int = 100, k: int = 10) -> dict:
+    """Constrained beam search against exact scoring of every item (:meth:`Generator.score`) on ``n_users``
+    users: the mean share of the exact top ``k`` that the beam's top ``k`` holds, and how often the two top-1
+    items agree."""
+    rows = _sample_users(data, part, n_users)
+    hist = data.histories(part)[rows]
+    beam = gen.recommend(hist, k).item_ids.cpu()
+    exact = gen.score(hist).topk(k, dim=1).indices.cpu()
+    overlap = (beam[:, :, None] == exact[:, None, :]).any(2).float().mean(1)
+    return {"users": len(rows), "k": k, "top_k_overlap": float(overlap.mean()),
+            "top_1_agreement": float((beam[:, 0] == exact[:, 0]).float().mean())}
+
+
+def generation_table(gen: Generator, data: SequenceData, user: int, k: int = 10, part: str = "test",
+                     items: pd.DataFrame | None = None, columns=("category", "colour")) -> pd.DataFrame:
+    """One user's history -> codes -> generated items: a row per history item (``role="history"``) and per
+    beam item (``role="generated"``, rank, score, whether it is the target, whether it is cold), with the codes
+    as tokens (``<a_12><b_3>...``) and ``columns`` of the item metadata ``items`` when given."""
+    from ..tokenizers.semantic_ids import LEVEL_LETTERS
+
+    users = data.users(part)
+    where = np.flatnonzero(users == user)
+    if not len(where):
+        raise ValueError(f"user {user} has no {part} target (users with fewer than 3 interactions are not evaluated)")
+    hist = data.histories(part)[where]
+    target, cold = data.targets(part)[where[0]], data.cold_items()
+    res = gen.beams(hist, max(k, gen.config.beam))
+    past = hist[0][hist[0] != PAD]
+    made = res.items[0, :k].cpu().numpy()
+    table = pd.DataFrame({"role": ["history"] * len(past) + ["generated"] * len(made),
+                          "rank": [np.nan] * len(past) + list(range(1, len(made) + 1)),
+                          "item": np.r_[past, made],
+                          "score": [np.nan] * len(past) + res.scores[0, :k].cpu().tolist()})
+    table["codes"] = ["".join(f"<{LEVEL_LETTERS[m]}_{c}>" for m, c in enumerate(gen.codes_[i])) if i >= 0 else ""
+                      for i in table["item"]]
+    table["target"] = table["item"] == target
+    table["cold"] = [bool(cold[i]) if i >= 0 else False for i in table["item"]]
+    if items is not None:
+        for c in columns:
+            table[c] = [items[c].iloc[i] if i >= 0 else None for i in table["item"]]
+    return table
