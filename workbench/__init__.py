@@ -6,11 +6,13 @@ Each lives in the module named after its concept, in the sub-package of its pipe
 ``evaluation``, ``training`` (the engine), ``tokenizers``, ``models``, ``analysis`` and ``bench``; README.md
 has the map.
 """
-from .analysis.generative import (TOKENIZERS, GenerativeStudyConfig, ItemTokens, NextItemRun, beam_agreement,
-                                  generation_table, generative_data, generative_study_config, invalid_rate,
-                                  level_accuracy, next_item_table, run_next_item, tokenize, train_generator)
+from .analysis.generative import (MAIN_MODELS, TOKENIZERS, GenerativeStudyConfig, ItemTokens, NextItemRun,
+                                  beam_agreement, cemg_ablations, cemg_sensitivity, generation_table,
+                                  generative_data, generative_grid, generative_study_config, invalid_rate,
+                                  level_accuracy, mean_and_ci, next_item_table, run_next_item, tokenize,
+                                  train_generator)
 from .analysis.lab import LabConfig, lab_config
-from .analysis.plots import (LiveCurves, knn_agreement, plot_code_map, plot_code_usage, plot_cold_map, plot_cold_start,
+from .analysis.plots import (LiveCurves, knn_agreement, plot_bars_ci, plot_efficiency, plot_parameter_panels, plot_code_map, plot_code_usage, plot_cold_map, plot_cold_start,
                              plot_degree_distribution,
                              plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing,
                              plot_training_curves, project_2d)
@@ -115,7 +117,8 @@ __all__ = [
     "load_benchmark", "saved_study",
     "GenerativeStudyConfig", "generative_study_config", "generative_data", "TOKENIZERS", "ItemTokens", "tokenize",
     "NextItemRun", "run_next_item", "train_generator", "next_item_table", "level_accuracy", "invalid_rate",
-    "beam_agreement", "generation_table",
+    "beam_agreement", "generation_table", "MAIN_MODELS", "cemg_ablations", "cemg_sensitivity", "generative_grid",
+    "mean_and_ci", "plot_bars_ci", "plot_efficiency", "plot_parameter_panels",
     "compare_runs", "restricted_report", "evaluation_strata",
     "LiveCurves", "knn_agreement", "plot_cold_start", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
     "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",

@@ -35,6 +35,9 @@ from ..tokenizers.quantizer import QuantizerConfig
 from ..tokenizers.rqvae import RQVAE, RQVAEConfig
 
 
+SENSITIVITY = {"levels": (2, 3, 4), "codebook": (32, 64, 128), "beta": (0.1, 0.25, 0.5), "diversity": (0.0, 0.01, 0.1)}
+
+
 @dataclass(frozen=True)
 class GenerativeStudyConfig:
     """Budgets and sizes of the generative study (one protocol for every model)."""
@@ -61,12 +64,14 @@ class GenerativeStudyConfig:
     patience: int = 5
     valid_users: int | None = 1000
     letter: dict = field(default_factory=dict)   # LETTERConfig options (cf_weight, diversity_weight, clusters)
+    sensitivity: dict = field(default_factory=lambda: dict(SENSITIVITY))   # Fig. 4: field -> values tried
 
 
 GENERATIVE_PRESETS = {
     "smoke": GenerativeStudyConfig(seeds=(0,), cf_dim=32, cf_epochs=20, fusion_epochs=10, levels=3, codebook=16,
                                    latent=16, hidden=(64,), tokenizer_epochs=20, generator="tiny",
-                                   generator_epochs=4, sequence_epochs=15, patience=3, valid_users=200),
+                                   generator_epochs=8, sequence_epochs=60, patience=5, valid_users=200,
+                                   sensitivity={"levels": (2,), "codebook": (32,), "beta": (0.5,), "diversity": (0.1,)}),
     "default": GenerativeStudyConfig(),
     "paper": GenerativeStudyConfig(seeds=(0, 1, 2, 3, 4), levels=4, codebook=512, latent=64, hidden=(512, 256),
                                    tokenizer_epochs=300, generator="tiger", generator_epochs=200,
@@ -74,6 +79,7 @@ GENERATIVE_PRESETS = {
                                    cf_epochs=300, fusion_epochs=100),
 }
 TOKENIZERS = ("tiger", "letter", "cemg", "cemg-wo-collab", "cemg-wo-image", "cemg-wo-text")
+MAIN_MODELS = ("popularity", "oracle", "sasrec-bce", "sasrec-ce", "gru4rec", "tiger", "letter", "cemg")
 SEQUENCE_MODELS = {"sasrec-bce": ("sasrec", {"loss": "bce"}), "sasrec-ce": ("sasrec", {"loss": "ce"}),
                    "gru4rec": ("gru4rec", {})}
 _FUSION = {"cemg": {}, "cemg-wo-collab": {"collaborative": False}, "cemg-wo-image": {"modalities": ("text",)},
@@ -287,3 +293,79 @@ def generation_table(gen: Generator, data: SequenceData, user: int, k: int = 10,
         for c in columns:
             table[c] = [items[c].iloc[i] if i >= 0 else None for i in table["item"]]
     return table
+
+
+# ------------------------------------------------------------------------------------------------ the grids
+
+
+def cemg_ablations(study: GenerativeStudyConfig) -> dict[str, tuple[str, dict]]:
+    """CEMG's Fig. 2: label -> (tokenizer kind, generator size); the backbone swap trains the other size from
+    scratch (the paper swaps Llama-3-8B for a small transformer: no pretrained weights exist here)."""
+    other = "tiny" if study.generator != "tiny" else "small"
+    return {"CEMG": ("cemg", study.generator), "w/o Collab": ("cemg-wo-collab", study.generator),
+            "w/o Image": ("cemg-wo-image", study.generator), "w/o Text": ("cemg-wo-text", study.generator),
+            f"backbone {other}": ("cemg", other)}
+
+
+def cemg_sensitivity(study: GenerativeStudyConfig) -> dict[str, tuple[str, object]]:
+    """CEMG's Fig. 4: label -> (study field, value) for M, K, lambda_q, lambda_d around the study's values."""
+    return {f"{name}={value}": (name, value) for name, values in study.sensitivity.items() for value in values
+            if value != getattr(study, name)}
+
+
+def _rows(runs: list[NextItemRun], part: str, labels: list[str], extra: list[dict] | None = None) -> pd.DataFrame:
+    table = next_item_table(runs).assign(part=part, variant=labels)
+    if extra:
+        table = pd.concat([table, pd.DataFrame(extra)], axis=1)
+    return table
+
+
+def generative_grid(dataset: RecDataset, study: GenerativeStudyConfig, seed: int, parts=("main", "ablation",
+               "sensitivity"), progress=None) -> pd.DataFrame:
+    """One seed of notebook 03's grids (one row per run, ``part`` and ``variant`` columns): the main table
+    (:data:`MAIN_MODELS`), the ablations and the sensitivity around the study's values (CEMG with each change)."""
+    from dataclasses import replace
+
+    data = generative_data(dataset, study)
+    frames, cemg = [], None
+    log = progress or (lambda label: None)
+    if "main" in parts:
+        runs = []
+        for name in MAIN_MODELS:
+            runs.append(run_next_item(name, dataset, data, study, seed))
+            log(f"main {name}")
+        cemg = runs[-1]
+        frames.append(_rows(runs, "main", list(MAIN_MODELS)))
+    if "ablation" in parts:
+        runs, labels = [], []
+        for label, (kind, size) in cemg_ablations(study).items():
+            reuse = cemg is not None and kind == "cemg" and size == study.generator
+            runs.append(cemg if reuse else run_next_item(kind, dataset, data, replace(study, generator=size), seed))
+            labels.append(label)
+            log(f"ablation {label}")
+        frames.append(_rows(runs, "ablation", labels))
+    if "sensitivity" in parts:
+        runs, labels, extra = [], [], []
+        for label, (name, value) in cemg_sensitivity(study).items():
+            runs.append(run_next_item("cemg", dataset, data, replace(study, **{name: value}), seed))
+            labels.append(label)
+            extra.append({"param": name, "value": value})
+            log(f"sensitivity {label}")
+        frames.append(_rows(runs, "sensitivity", labels, extra))
+    return pd.concat(frames, ignore_index=True)
+
+
+def mean_and_ci(table: pd.DataFrame, columns, by: str = "model", confidence: float = 0.95) -> pd.DataFrame:
+    """Per group of ``by`` (in order of appearance): ``seeds``, then each column's mean and ``<column> ci``, the
+    t-interval half-width over seeds (0 for one seed)."""
+    from ..evaluation.statistics import t_halfwidth
+
+    rows = {}
+    for key, group in table.groupby(by, sort=False):
+        row = {"seeds": len(group)}
+        for c in columns:
+            values = group[c].to_numpy(dtype=float)
+            row[c] = float(np.nanmean(values))
+            row[f"{c} ci"] = t_halfwidth(values, confidence) if len(values) > 1 else 0.0
+        rows[key] = row
+    return pd.DataFrame.from_dict(rows, orient="index")

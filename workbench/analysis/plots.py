@@ -322,3 +322,60 @@ def plot_timing(timing: pd.DataFrame, columns=("sec/epoch", "eval sec"), titles=
         timing[col].plot.bar(ax=ax, rot=0, title=title)
     fig.tight_layout()
     return fig
+
+
+def plot_bars_ci(summary: pd.DataFrame, columns, axes=None, reference: dict[str, float] | None = None,
+                 highlight: str | None = None):
+    """One panel per column of ``summary`` (rows: models, as :func:`~workbench.analysis.generative.mean_and_ci`
+    gives it): a bar per model with its 95% interval (``<column> ci``); ``reference`` draws a dashed line per
+    column (e.g. chance); ``highlight`` colours one model's bar."""
+    fig, axes = _panels(axes, len(columns), (max(4.0, 0.55 * len(summary) + 1.5), 3.4))
+    for ax, col in zip(axes, columns):
+        err = summary[f"{col} ci"] if f"{col} ci" in summary else None
+        colours = ["tab:red" if m == highlight else "tab:blue" for m in summary.index]
+        ax.bar(range(len(summary)), summary[col], yerr=err, capsize=3, color=colours)
+        ax.set_xticks(range(len(summary)), summary.index, rotation=45, ha="right", fontsize=8)
+        if reference and col in reference:
+            ax.axhline(reference[col], ls="--", c="grey", lw=1, label="chance")
+            ax.legend(fontsize=8)
+        ax.set_title(col)
+        ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_efficiency(timing: pd.DataFrame, stages, rate: str = "test users/s", ax=None):
+    """CEMG Fig. 3: stacked bars of training seconds per stage (rows: models, ``stages``: columns) with the
+    inference speed ``rate`` as a line on a second axis."""
+    fig, ax = _axes(ax, (max(5.0, 0.8 * len(timing) + 2), 3.6))
+    bottom = np.zeros(len(timing))
+    for stage in stages:
+        values = timing[stage].fillna(0).to_numpy(dtype=float)
+        ax.bar(range(len(timing)), values, bottom=bottom, label=stage)
+        bottom += values
+    ax.set_xticks(range(len(timing)), timing.index, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("training seconds")
+    ax.legend(fontsize=8, loc="upper left")
+    right = ax.twinx()
+    right.plot(range(len(timing)), timing[rate], "ko-", label=rate)
+    right.set_ylabel(rate)
+    right.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig
+
+
+def plot_parameter_panels(grid: pd.DataFrame, params, metric: str, baseline: float | None = None, axes=None):
+    """CEMG Fig. 4: one panel per parameter (rows of ``grid`` with ``param``, ``value``, ``metric`` and
+    optionally ``<metric> ci``); ``baseline`` marks the study's own setting's value as a dashed line."""
+    fig, axes = _panels(axes, len(params), (3.4, 3.0))
+    for ax, p in zip(axes, params):
+        g = grid[grid["param"] == p].sort_values("value")
+        yerr = g[f"{metric} ci"] if f"{metric} ci" in g else None
+        ax.errorbar(range(len(g)), g[metric], yerr=yerr, marker="o", capsize=3)
+        ax.set_xticks(range(len(g)), [f"{v:g}" for v in g["value"]])
+        if baseline is not None:
+            ax.axhline(baseline, ls="--", c="grey", lw=1)
+        ax.set_title(f"{p} ({metric})", fontsize=9)
+        ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig

@@ -224,8 +224,8 @@ def render_tune(result: dict) -> str:
 
 
 def study_rows(result: dict, part: str):
-    """The rows of one part (``"ablation"``, ``"sensitivity"``, ``"popularity"``) of a ``motorec-study`` result,
-    over every seed it ran, as a DataFrame."""
+    """The rows of one part of a saved study result (``motorec-study``, ``cemg-study``), over every seed it ran,
+    as a DataFrame."""
     import pandas as pd
 
     return pd.DataFrame([row for run in _runs(result) for row in run[part]])
@@ -341,11 +341,11 @@ def load_benchmark(name: str, folder: Path | None = None) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def saved_study(part: str, profile: str, folder: Path | None = None):
-    """The rows of one part (``"ablation"``, ``"sensitivity"``, ``"popularity"``) of the saved
-    ``motorec-study`` result if it was run for ``profile`` (with every seed it finished), else ``None``: a
-    notebook then runs the grid itself."""
-    result = load_benchmark("motorec-study", folder)
+def saved_study(part: str, profile: str, folder: Path | None = None, benchmark: str = "motorec-study"):
+    """The rows of one part of a saved study (``motorec-study``: ``"ablation"``, ``"sensitivity"``,
+    ``"popularity"``; ``cemg-study``: ``"main"``, ``"ablation"``, ``"sensitivity"``) if it was run for ``profile``
+    (with every seed it finished), else ``None``: a notebook then runs the grid itself."""
+    result = load_benchmark(benchmark, folder)
     if result is None or _runs(result)[0].get("profile") != profile:
         return None
     return study_rows(result, part)
