@@ -14,7 +14,7 @@ import numpy as np
 from ..core.paths import repo_root
 from ..core.storage import atomic_path
 
-ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study")
+ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study", "generate")
 README_START, README_END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 # MoToRec's Table 2 (LightGCN and MF-BPR on Baby, MMRec's split): R@10, R@20, N@10, N@20
 PAPER_BABY = {"lightgcn": (0.0479, 0.0754, 0.0257, 0.0328), "mf-bpr": (0.0357, 0.0575, 0.0192, 0.0249)}
@@ -269,9 +269,32 @@ def render_motorec_study(result: dict) -> str:
         "", "### Popularity strength", "", *gain_lines, ""])
 
 
+def render_generate(result: dict) -> str:
+    r = result
+    rows = ["| measure | value | target on this CPU |", "|---|---|---|",
+            f"| constrained beam search | {r['constrained_users_per_s']:.0f} users/s | |",
+            f"| free decoding (no trie) | {r['unconstrained_users_per_s']:.0f} users/s | |",
+            f"| constrained time / free time | {r['constrained_over_unconstrained_time']:.2f}x | <= 1.2x |",
+            f"| transformers' `generate` with `prefix_allowed_tokens_fn` | {r['hf_constrained_users_per_s']:.1f} users/s "
+            f"| |",
+            f"| ours over `generate`, same {r['hf_users']} users | {r['speedup_over_hf']:.1f}x (same items: "
+            f"{r['same_items_as_hf']:.0%}) | >= 1.5x |",
+            f"| invalid / duplicate items returned | {r['invalid_items']} / {r['duplicate_items']} | 0 |",
+            f"| decoding FLOP/s over a float32 matmul's | {r['flop_utilization']:.2f} "
+            f"({r['decode_flops_per_user'] / 1e9:.2f} GFLOP per user) | >= 0.3 |",
+            f"| peak memory after decoding | {r['peak_rss_mb']:.0f} MB (trie {r['trie_mb']:.0f} MB) | < 2 GB |",
+            f"| training (teacher forcing, batch 256) | {r['train_sequences_per_s']:.0f} sequences/s | |"]
+    return "\n".join([
+        "## Constrained beam search (`generate`)", "",
+        f"A Beauty-shaped catalogue ({r['items']:,} items, {r['levels']} codes of K = {r['K']}), histories of "
+        f"{r['history']} items, TIGER's T5 size (untrained: the time depends on the shapes), beam {r['beam']}, "
+        f"{r['users']} users; {r['device']}. Command: `{r.get('command', '?')}`, {r.get('date', '?')}, "
+        f"{r.get('machine_note', '')}.", "", *rows, ""])
+
+
 RENDERERS = {"eval": render_eval, "graph": render_graph, "graph-ablations": render_ablations,
              "tokenizer": render_tokenizer, "baby": render_baby, "amazon23": render_amazon23, "tune": render_tune,
-             "motorec-study": render_motorec_study}
+             "motorec-study": render_motorec_study, "generate": render_generate}
 
 
 def render_benchmarks(results: dict[str, dict]) -> str:
@@ -306,6 +329,11 @@ def render_summary(results: dict[str, dict]) -> str:
         best = max((m for m in s if m not in ("popularity", "random")), key=lambda m: s[m]["cold"]["mean"])
         rows.append(f"| `amazon23` | cold-item R@20, full ranking, real Amazon 2023 data | {best} {_mean_ci(s[best]['cold'])}, "
                     f"LightGCN {_mean_ci(s['lightgcn']['cold'])} | random {_mean_ci(s['random']['cold'])} |")
+    if "generate" in results:
+        g = results["generate"]
+        rows.append(f"| `generate` | constrained beam search, Beauty's shape, beam 20 | {g['constrained_users_per_s']:.0f} "
+                    f"users/s | {g['speedup_over_hf']:.1f}x transformers' constrained `generate`, "
+                    f"{g['constrained_over_unconstrained_time']:.2f}x free decoding's time |")
     return "\n".join(rows)
 
 
