@@ -193,9 +193,9 @@ def check_fields(table: pd.DataFrame, source: FileRows, patterns: dict[str, tupl
                             f"expected {expected}")
 
 
-def read_item_json(path: str | Path, fields: tuple[str, ...], n_items: int | None = None) -> pd.DataFrame:
-    """An item metadata file ``{"0": {field: text, ...}, "1": ...}`` as a table ordered by index, one column per
-    ``field`` (a missing or null field reads as empty). Keys must be ``'0'..'n-1'`` (``n = n_items`` when given)."""
+def read_json_items(path: str | Path, n_items: int | None = None) -> tuple[dict, int]:
+    """A JSON object keyed by item index, ``{"0": ..., "1": ...}``, and its number of items; keys must be
+    ``'0'..'n-1'`` (``n = n_items`` when given)."""
     path = Path(path)
     try:
         with open_text(path) as fh:
@@ -205,6 +205,13 @@ def read_item_json(path: str | Path, fields: tuple[str, ...], n_items: int | Non
     n = len(raw) if isinstance(raw, dict) and n_items is None else n_items
     if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [str(i) for i in range(n)]:
         raise DataError(f"{path}: expected an object with keys '0'..'{(n or 1) - 1}' (one per item, in order)")
+    return raw, n
+
+
+def read_item_json(path: str | Path, fields: tuple[str, ...], n_items: int | None = None) -> pd.DataFrame:
+    """An item metadata file ``{"0": {field: text, ...}, "1": ...}`` as a table ordered by index, one column per
+    ``field`` (a missing or null field reads as empty)."""
+    raw, n = read_json_items(path, n_items)
     for key, entry in raw.items():
         if not isinstance(entry, dict) or not all(isinstance(entry.get(f), (str, type(None))) for f in fields):
             raise DataError(f"{path}: item {key}: expected an object whose {', '.join(fields)} are strings "

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 
@@ -19,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from .dataset import MAX_ID, DataError, RecDataset, check_features, check_interactions, inferred_size
-from .files import (bundle_lock, check_fields, check_name, load_matrix, open_text, read_item_json, read_table, verify_manifest,
+from .files import (bundle_lock, check_fields, check_name, load_matrix, open_text, read_item_json, read_json_items,
+                    read_table, verify_manifest,
                     write_bundle)
 
 MMREC_COLUMNS = ("userID", "itemID", "rating", "timestamp", "x_label")
@@ -258,15 +258,7 @@ def read_code_index(path: str | Path, n_items: int | None = None) -> np.ndarray:
     """A published semantic-id file (LETTER's ``Beauty.index.json``: ``{"0": ["<a_183>", "<b_70>", ...], ...}``,
     key ``k`` = item ``k``) as codes ``(n_items, M)`` int64; every item must have ``M`` tokens with the level
     letters ``a, b, c...`` in order."""
-    path = Path(path)
-    try:
-        with open_text(path) as fh:
-            raw = json.loads(fh.read())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from err
-    n = len(raw) if isinstance(raw, dict) and n_items is None else n_items
-    if not isinstance(raw, dict) or sorted(raw, key=lambda k: (len(k), k)) != [str(i) for i in range(n)]:
-        raise DataError(f"{path}: expected an object with keys '0'..'{(n or 1) - 1}' (one per item, in order)")
+    raw, n = read_json_items(path, n_items)
     first = raw["0"]
     M = len(first) if isinstance(first, list) else 0
     codes = np.zeros((n, M), dtype=np.int64)

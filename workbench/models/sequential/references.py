@@ -46,19 +46,27 @@ class NextItemOracle(NextItemRecommender):
         self.times_ = {"test": times[np.maximum(ends - 1, 0)], "valid": times[np.maximum(ends - 2, 0)]}
         return self
 
-    def scores_for(self, data: SequenceData, part: str, users: np.ndarray) -> torch.Tensor:
-        """Exact logits ``(B, n_items)`` of ``users``' ``part`` choice."""
-        hist = data.histories(part, max_len=int(data.train_lengths.max()) + 1)
-        rows = np.searchsorted(data.users(part), users)
-        seen = hist[rows]
+    def scores_for(self, data: SequenceData, part: str, users: np.ndarray, seen: np.ndarray | None = None
+                   ) -> torch.Tensor:
+        """Exact logits ``(B, n_items)`` of ``users``' ``part`` choice; ``seen``: their whole histories (the rows
+        of :meth:`full_histories` for these users), computed here when not given."""
+        if seen is None:
+            seen = self.full_histories(data, part)[np.searchsorted(data.users(part), users)]
         return torch.as_tensor(self.model_.next_item_scores(users, seen[:, -1], self.times_[part][users], seen))
+
+    @staticmethod
+    def full_histories(data: SequenceData, part: str) -> np.ndarray:
+        """Every evaluated user's whole history before its ``part`` target (not capped), left padded."""
+        return data.histories(part, max_len=int(data.train_lengths.max()) + 1)
 
     def score(self, histories) -> torch.Tensor:
         raise TypeError("NextItemOracle scores users, not histories: use evaluate(data, part) or scores_for")
 
     def evaluate(self, data: SequenceData, part: str = "test", ks=KS, strata: dict | None = None) -> NextItemReport:
         strata = {"cold": data.cold_items()} if strata is None else strata
-        # the evaluator passes each batch's rows to `recommend`: here the rows are the user ids themselves
-        users = data.users(part)[:, None]
-        return evaluate_next_item(lambda u, k: top_k(self.scores_for(data, part, u[:, 0]), k), users,
+        # the evaluator passes each batch's rows to `recommend`: here the rows are (user id, row) pairs
+        users = data.users(part)
+        seen = self.full_histories(data, part)
+        rows = np.stack([users, np.arange(len(users))], 1)
+        return evaluate_next_item(lambda r, k: top_k(self.scores_for(data, part, r[:, 0], seen[r[:, 1]]), k), rows,
                                   data.targets(part), ks=ks, strata=strata, batch_size=512)
