@@ -170,3 +170,59 @@ def test_bench_saves_after_every_seed_and_appends_later_seeds(monkeypatch, tmp_p
         bench.main(["tokenizer", "--seeds", "1", "--save", "--append"])
     with pytest.raises(SystemExit):
         bench.main(["tokenizer", "--seeds", "3", "--append"])  # --append needs --save
+
+
+def _study_row(model, seed, r10, part="main", **extra):
+    return {"model": model, "seed": seed, "variant": extra.pop("variant", model), "part": part, "recall@10": r10,
+            "ndcg@10": r10 / 2, "recall@20": r10 * 1.5, "ndcg@20": r10 / 1.5, "cold recall@10": 0.0, **extra}
+
+
+def test_generative_renderers_report_means_intervals_and_the_published_rows():
+    """cemg-study: mean ± 95% t-interval over the seeds that ran each part (the sensitivity sweep ran for seed 0
+    only, so its row has one value and no interval); the README row names the references; the real-data
+    sections show the published rows, and a skipped run says why."""
+    from workbench.bench import report
+
+    study = {"max_len": 20, "levels": 3, "codebook": 64, "collisions": "level", "generator": "tiny",
+             "generator_epochs": 25, "patience": 5, "sequence_epochs": 100}
+    models = {"popularity": 0.09, "oracle": 0.41, "sasrec-ce": 0.15, "tiger": 0.12, "cemg": 0.1}
+
+    def run(seed, shift):
+        out = {"profile": "default", "seed": seed, "study": study, "command": "c", "date": "d",
+               "main": [_study_row(m, seed, v + shift) for m, v in models.items()],
+               "ablation": [_study_row("cemg", seed, 0.1 + shift, "ablation", variant="CEMG")]}
+        if seed == 0:
+            out["sensitivity"] = [_study_row("cemg", 0, 0.3, "sensitivity", variant="levels=2", param="levels",
+                                             value=2)]
+        return out
+
+    result = {"seeds": [0, 1], "runs": [run(0, 0.0), run(1, 0.1)], "command": "python -m workbench.bench cemg-study",
+              "date": "2026-12-05"}
+    text = report.render_cemg_study(result)
+    assert "| cemg | 2 | 0.1500 ± 0.6353 |" in text          # mean 0.15, t(0.975, 1) * 0.0707 / sqrt(2) * sqrt(2)
+    assert "| levels=2 | 1 | 0.3000 |" in text and "sensitivity sweep ran for seed 0 only" in text
+    summary = report.render_summary({"cemg-study": result})
+    assert "CEMG 0.1500 ± 0.6353" in summary and "oracle 0.4600 ± 0.6353" in summary
+    published = {"recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318}
+    sasrec = {"recall@5": 0.03, "ndcg@5": 0.02, "recall@10": 0.05, "ndcg@10": 0.025, "epochs": 40, "best_epoch": 30,
+              "seconds": 300.0}
+    beauty = {"users": 22363, "items": 12101, "published": published, "sasrec_bce": sasrec, "sasrec_ce": sasrec,
+              "command": "c", "date": "d"}
+    assert "| TIGER's SASRec row (published) | | | 0.0387 |" in report.render_beauty(beauty)
+    assert "| SASRec, CE loss | 40 (30) | 300 | 0.0300 |" in report.render_beauty(beauty)
+    assert "Skipped: absent" in report.render_beauty({"skipped": "absent"})
+    assert "| `beauty` | SASRec HR@10 on real Beauty, BCE / CE loss | 0.0500 / 0.0500 | TIGER's published SASRec: 0.0605 |" \
+        in report.render_summary({"beauty": beauty})
+    trained = {**sasrec, "size": "small", "epochs": 3, "best_epoch": 3, "train_seconds": 900.0,
+               "test_users_per_s": 80.0, "loss_by_epoch": [5.0, 4.0, 3.5]}
+    gen = {"epoch_budget": 3, "published": published, "id_length": 5, "generator": trained,
+           "ids": {"collision_rate": 0.0021, "unique_fraction": 0.999, "max_items_per_id": 3}}
+    text = report.render_beauty_generator(gen)
+    assert "| ours, `small` T5, 3 epochs | 0.0300 |" in text and "3 epochs (best 3)" in text and "0.21% of the items share a tuple" in text
+    yelp = {"items": 20033, "encode_seconds": 60.0, "tokenizer_seconds": 30.0, "generator": "skipped: no Yelp.txt",
+            "ours": {"collision_rate_before": 0.05, "max_items_per_id_before": 4},
+            "letter_published": {"collision_rate": 0.08, "max_items_per_id": 65},
+            "ours_entropy_bits": [7.9, 7.8, 7.5, 6.0], "letter_entropy_bits": [7.0, 7.0, 7.0, 7.0]}
+    text = report.render_yelp(yelp)
+    assert "| LETTER's published `Yelp.index.json` | 8.00% | 65 |" in text and "skipped: no Yelp.txt" in text
+    assert "NDCG@10 = 0.0300 | 0.0200 | 0.0500 | 0.0250; `small` T5, 3 epochs" in report.render_yelp({**yelp, "generator": trained})

@@ -57,3 +57,10 @@ def test_beauty_sequences_and_published_ids():
 def test_yelp_item_text():
     texts = read_item_text(SHARED / "yelp" / "Yelp.item.json")
     assert len(texts) == 20033 and texts[0].startswith("The Great Greek")
+
+
+@pytest.mark.skipif(not (SHARED / "yelp" / "Yelp.txt").exists(), reason="../shared/data/yelp/Yelp.txt is absent")
+def test_yelp_sequences_align_with_the_item_text_and_ids():
+    data = wb.sequence_split(wb.load_sequences(SHARED / "yelp" / "Yelp.txt"))
+    assert (data.n_users, data.n_items) == (30431, 20033)      # item k of Yelp.item.json = item k+1 of Yelp.txt
+    assert read_code_index(SHARED / "yelp" / "Yelp.index.json", data.n_items).shape[0] == data.n_items

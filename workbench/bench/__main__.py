@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run once per seed (0-9 or 0,3,7) and add a summary across them (overrides --seed)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="an epoch budget, for the benchmarks that train to one (beauty, beauty-generator, yelp)")
+    parser.add_argument("--size", default=None, choices=("tiger", "small", "tiny"),
+                        help="the T5 generator's size, for beauty-generator and yelp (default: TIGER's; a GPU size)")
     parser.add_argument("--append", action="store_true",
                         help="with --seeds and --save: add these seeds' runs to the saved multi-seed result (a long "
                              "benchmark run in parts); seeds already saved are refused")
@@ -91,11 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "machine_note": f"{os.cpu_count()} CPUs, {platform.machine()}"})
 
     # a multi-seed run saves what it has after every seed (a long run cut short keeps its finished seeds)
-    extra = {}
-    if args.epochs is not None:
-        if "epochs" not in inspect.signature(BENCHMARKS[args.name]).parameters:
-            parser.error(f"--epochs: the {args.name} benchmark has no epoch budget")
-        extra["epochs"] = args.epochs
+    extra = _options(parser, args)
     result = run_benchmark(args.name, args.device, args.repeats, args.seed, seeds,
                            on_seed=save if args.save and seeds else None, **extra)
     if args.save:
@@ -106,6 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in result.items():
             print(f"{key:>24}: {value}")
     return 0
+
+
+def _options(parser, args) -> dict:
+    """``--epochs`` and ``--size`` as keyword arguments of the benchmark, refused where it has no such option."""
+    accepted = inspect.signature(BENCHMARKS[args.name]).parameters
+    extra = {}
+    for option, value, why in (("epochs", args.epochs, "has no epoch budget"),
+                               ("size", args.size, "trains no generator")):
+        if value is not None:
+            if option not in accepted:
+                parser.error(f"--{option}: the {args.name} benchmark {why}")
+            extra[option] = value
+    return extra
 
 
 def run_benchmark(name: str, device: str | None, repeats: int, seed: int, seeds: list[int] | None,

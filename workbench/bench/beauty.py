@@ -61,7 +61,6 @@ def bench_beauty_generator(device: str | None = None, repeats: int = 1, seed: in
     """The generator on LETTER's published Beauty ids with an epoch budget (module doc)."""
     from ..core.paths import shared_data_dir
     from ..data.loaders import read_code_index
-    from ..models.generative.generator import Generator, generator_config
     from ..models.generative.item_codes import resolve_collisions
     from ..tokenizers.semantic_ids import collision_report
 
@@ -70,27 +69,19 @@ def bench_beauty_generator(device: str | None = None, repeats: int = 1, seed: in
         return {"benchmark": "beauty-generator", "skipped": skipped}
     raw = read_code_index(shared_data_dir() / "beauty" / "Beauty.index.json", data.n_items)
     codes, sizes = resolve_collisions(raw, int(raw.max()) + 1, "level")
-    gen = Generator(codes, sizes, config=generator_config(size))
-    t = time.perf_counter()
-    gen.fit(data, epochs=epochs, lr=1e-3 if size == "tiger" else 3e-3, seed=seed, device=device, progress=False)
-    seconds = time.perf_counter() - t
-    t = time.perf_counter()
-    report = gen.evaluate(data, ks=KS, strata={})
-    return {"benchmark": "beauty-generator", "size": size, "epochs": epochs, "best_epoch": int(gen.best_epoch_),
-            "published": PUBLISHED["tiger"], "ids": collision_report(raw), "id_length": codes.shape[1],
-            "generator": {**_metrics(report), "train_seconds": round(seconds, 1),
-                          "test_users_per_s": round(len(report.ranks) / (time.perf_counter() - t), 1)},
-            "loss_by_epoch": [round(v, 4) for v in gen.history_["loss_ce"]],
+    return {"benchmark": "beauty-generator", "epoch_budget": epochs, "published": PUBLISHED["tiger"],
+            "ids": collision_report(raw), "id_length": codes.shape[1],
+            "generator": _generator_run(codes, sizes, data, size, epochs, seed, device),
             "note": "an epoch budget on this machine; the published TIGER row trained to convergence on a GPU"}
 
 
-def bench_yelp(device: str | None = None, repeats: int = 1, seed: int = 0, epochs: int = 2) -> dict:
+def bench_yelp(device: str | None = None, repeats: int = 1, seed: int = 0, epochs: int = 2, size: str = "tiger"
+               ) -> dict:
     """Yelp text -> MiniLM -> RQ-VAE TIGER ids (module doc)."""
     from ..core.paths import shared_data_dir
     from ..data.encoders import cached_text_features
     from ..data.loaders import load_sequences, read_code_index, read_item_text
     from ..data.sequences import sequence_split
-    from ..models.generative.generator import Generator, generator_config
     from ..models.generative.item_codes import item_codes
     from ..tokenizers.health import level_health
     from ..tokenizers.modalities import standardize
@@ -119,7 +110,23 @@ def bench_yelp(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
         out["generator"] = f"skipped: {folder / 'Yelp.txt'} (the interaction sequences) is absent"
         return out
     data = sequence_split(load_sequences(folder / "Yelp.txt", name="yelp"))
-    gen = Generator(ids.codes, ids.sizes, config=generator_config("tiger")).fit(
-        data, epochs=epochs, seed=seed, device=device, progress=False)
-    out["generator"] = {**_metrics(gen.evaluate(data, ks=KS, strata={})), "epochs": epochs}
+    if data.n_items != len(texts):
+        raise ValueError(f"{folder / 'Yelp.txt'} has {data.n_items} items, {folder / 'Yelp.item.json'} {len(texts)}")
+    out["generator"] = _generator_run(ids.codes, ids.sizes, data, size, epochs, seed, device)
     return out
+
+
+def _generator_run(codes, sizes, data, size: str, epochs: int, seed: int, device) -> dict:
+    """Train the generator over ``codes`` for at most ``epochs`` (early stopping on validation) and evaluate it on
+    the test targets: metrics, epochs, best epoch, seconds, test users/s and the loss by epoch."""
+    from ..models.generative.generator import Generator, generator_config
+
+    gen = Generator(codes, sizes, config=generator_config(size))
+    t = time.perf_counter()
+    gen.fit(data, epochs=epochs, lr=1e-3 if size == "tiger" else 3e-3, seed=seed, device=device, progress=False)
+    seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    report = gen.evaluate(data, ks=KS, strata={})
+    return {**_metrics(report), "size": size, "epochs": len(gen.history_), "best_epoch": int(gen.best_epoch_),
+            "train_seconds": round(seconds, 1), "test_users_per_s": round(len(report.ranks) / (time.perf_counter() - t), 1),
+            "loss_by_epoch": [round(v, 4) for v in gen.history_["loss_ce"]]}

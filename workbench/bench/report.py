@@ -14,7 +14,8 @@ import numpy as np
 from ..core.paths import repo_root
 from ..core.storage import atomic_path
 
-ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study", "generate")
+ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study", "generate",
+         "cemg-study", "beauty", "beauty-generator", "yelp")
 README_START, README_END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 # MoToRec's Table 2 (LightGCN and MF-BPR on Baby, MMRec's split): R@10, R@20, N@10, N@20
 PAPER_BABY = {"lightgcn": (0.0479, 0.0754, 0.0257, 0.0328), "mf-bpr": (0.0357, 0.0575, 0.0192, 0.0249)}
@@ -67,7 +68,9 @@ def _suffixed(run: dict, suffix: str) -> list[str]:
 
 
 def _seed_list(seeds: list[int]) -> str:
-    """``"0-4"`` for consecutive seeds, ``"0, 3, 7"`` otherwise."""
+    """``"0-4"`` for consecutive seeds, ``"0, 3, 7"`` otherwise, ``"2"`` for one seed."""
+    if len(seeds) == 1:
+        return str(seeds[0])
     return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
 
 
@@ -224,33 +227,23 @@ def render_tune(result: dict) -> str:
 
 
 def study_rows(result: dict, part: str):
-    """The rows of one part of a saved study result (``motorec-study``, ``cemg-study``), over every seed it ran,
-    as a DataFrame."""
+    """The rows of one part of a saved study result (``motorec-study``, ``cemg-study``), over every seed that ran
+    it (``cemg-study`` runs its sensitivity sweep for the first seed only), as a DataFrame."""
     import pandas as pd
 
-    return pd.DataFrame([row for run in _runs(result) for row in run[part]])
+    return pd.DataFrame([row for run in _runs(result) for row in run.get(part, [])])
 
 
 def render_motorec_study(result: dict) -> str:
     from ..analysis.studies import paired_gain
-    from ..evaluation.statistics import t_halfwidth
 
     title = "## MoToRec's ablations, sensitivity and popularity strength (`motorec-study`)"
     runs = _runs(result)
     metrics = ("overall", "cold full", "cold among", "0 full", "0 among")
 
-    def cell(values) -> str:
-        values = np.asarray(values, dtype=float)
-        if len(values) < 2:
-            return f"{values.mean():.4f}"
-        return f"{values.mean():.4f} ± {t_halfwidth(values):.4f}"
-
     def table(frame, key) -> list[str]:
-        lines = [f"| {key} | R@20 overall | cold, full | cold, among | zero-shot, full | zero-shot, among |",
-                 "|---|---|---|---|---|---|"]
-        for label, group in frame.groupby(key, sort=False):
-            lines.append(f"| {label} | " + " | ".join(cell(group[m]) for m in metrics) + " |")
-        return lines
+        return _study_table(frame, key, metrics, ("R@20 overall", "cold, full", "cold, among", "zero-shot, full",
+                                                  "zero-shot, among"))
 
     pop = study_rows(result, "popularity")
     gains = paired_gain(pop, "cold among", "lightgcn", by="variant")
@@ -292,9 +285,132 @@ def render_generate(result: dict) -> str:
         f"{r.get('machine_note', '')}.", "", *rows, ""])
 
 
+def _cell(values) -> str:
+    """Mean over seeds, with the 95% t-interval's half-width when there are two or more."""
+    from ..evaluation.statistics import t_halfwidth
+
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return f"{values.mean():.4f}"
+    return f"{values.mean():.4f} ± {t_halfwidth(values):.4f}"
+
+
+def _study_table(frame, key: str, columns, headers, seeds: bool = False) -> list[str]:
+    """A markdown table with one row per ``key`` group of a study's rows: each column's :func:`_cell` (and the
+    number of seeds behind the row when ``seeds``)."""
+    head = [key, *(["seeds"] if seeds else []), *headers]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, group in frame.groupby(key, sort=False):
+        lines.append(f"| {label} | " + (f"{len(group)} | " if seeds else "")
+                     + " | ".join(_cell(group[c]) for c in columns) + " |")
+    return lines
+
+
+def render_cemg_study(result: dict) -> str:
+    title = "## Generative retrieval and CEMG's ablations (`cemg-study`)"
+    runs = _runs(result)
+    study = runs[0]["study"]
+    metrics = ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "cold recall@10")
+
+    def table(frame, key) -> list[str]:
+        return _study_table(frame, key, metrics, ("HR@10", "NDCG@10", "HR@20", "NDCG@20", "HR@10, cold targets"),
+                            seeds=True)
+
+    sens = study_rows(result, "sensitivity")
+    sens_seeds = sorted(set(sens["seed"])) if len(sens) else []
+    return "\n".join([
+        title, "",
+        f"Notebook 03's grids on the {runs[0]['profile']} synthetic catalogue: leave-one-out next-item split (histories "
+        f"of at most {study['max_len']} items), full ranking over every item, the user's history not masked; cold "
+        f"targets have at most 5 training interactions. Tokenizers: M = {study['levels']} levels of K = "
+        f"{study['codebook']} codes (collisions: `{study['collisions']}`), generator `{study['generator']}` trained "
+        f"from scratch for at most {study['generator_epochs']} epochs with early stopping on validation (patience "
+        f"{study['patience']}); SASRec and GRU4Rec at most {study['sequence_epochs']} epochs. Mean ± 95% t-interval "
+        f"over {len(runs)} seed(s)" + (f"; the sensitivity sweep ran for seed {_seed_list(sens_seeds)} only." if len(sens_seeds) == 1
+                                        else "."),
+        "", _provenance(result), "", "### Next-item table (CEMG's Table 2, with the references)", "",
+        *table(study_rows(result, "main"), "model"), "", "### Ablations (Fig. 2)", "",
+        *table(study_rows(result, "ablation"), "variant"), "", "### Sensitivity to M, K, lambda_q, lambda_d (Fig. 4)",
+        "", *table(sens, "variant"), ""])
+
+
+def _skipped(title: str, result: dict) -> str | None:
+    return f"{title}\n\nSkipped: {result['skipped']}\n" if "skipped" in result else None
+
+
+def render_beauty(result: dict) -> str:
+    title = "## SASRec on the real Beauty sequences (`beauty`)"
+    if (skipped := _skipped(title, result)) is not None:
+        return skipped
+    p = result["published"]
+    rows = ["| model | epochs (best) | seconds | HR@5 | NDCG@5 | HR@10 | NDCG@10 |", "|---|---|---|---|---|---|---|",
+            f"| TIGER's SASRec row (published) | | | {p['recall@5']:.4f} | {p['ndcg@5']:.4f} | {p['recall@10']:.4f} | "
+            f"{p['ndcg@10']:.4f} |"]
+    for loss in ("bce", "ce"):
+        r = result[f"sasrec_{loss}"]
+        rows.append(f"| SASRec, {loss.upper()} loss | {r['epochs']} ({r['best_epoch']}) | {r['seconds']:.0f} | "
+                    f"{r['recall@5']:.4f} | {r['ndcg@5']:.4f} | {r['recall@10']:.4f} | {r['ndcg@10']:.4f} |")
+    return "\n".join([
+        title, "",
+        f"`../shared/data/beauty/Beauty.txt` ({result['users']:,} users, {result['items']:,} items): leave-one-out, "
+        "full ranking over every item, histories of at most 20 items, early stopping on validation NDCG@10. The BCE "
+        "loss with one sampled negative is the protocol of the published row; CE (softmax over every item) is the "
+        "stronger modern variant.", "", _provenance(result), "", *rows, ""])
+
+
+def _generator_cells(g: dict) -> str:
+    return f"{g['recall@5']:.4f} | {g['ndcg@5']:.4f} | {g['recall@10']:.4f} | {g['ndcg@10']:.4f}"
+
+
+def _generator_budget(g: dict) -> str:
+    return (f"`{g['size']}` T5, {g['epochs']} epochs (best {g['best_epoch']}), {g['train_seconds']:.0f} s of training, "
+            f"{g['test_users_per_s']:.0f} test users/s; training loss by epoch "
+            f"{', '.join(f'{v:.3f}' for v in g['loss_by_epoch'])}")
+
+
+def render_beauty_generator(result: dict) -> str:
+    title = "## The generator on LETTER's published Beauty ids (`beauty-generator`)"
+    if (skipped := _skipped(title, result)) is not None:
+        return skipped
+    p, g, ids = result["published"], result["generator"], result["ids"]
+    rows = ["| model | HR@5 | NDCG@5 | HR@10 | NDCG@10 |", "|---|---|---|---|---|",
+            f"| TIGER (published, trained to convergence on a GPU) | {_generator_cells(p)} |",
+            f"| ours, `{g['size']}` T5, {g['epochs']} epochs | {_generator_cells(g)} |"]
+    return "\n".join([
+        title, "",
+        f"The T5 generator from scratch over `Beauty.index.json` (LETTER's ids; {ids['collision_rate']:.2%} of the "
+        f"items share a tuple, made unique by an extra level: ids of {result['id_length']} tokens), the `beauty` "
+        f"split, trie-constrained beam search, early stopping on validation NDCG@10 within an epoch budget of "
+        f"{result['epoch_budget']}: {_generator_budget(g)}.", "", _provenance(result), "", *rows, ""])
+
+
+def render_yelp(result: dict) -> str:
+    title = "## TIGER ids from Yelp's text (`yelp`)"
+    if (skipped := _skipped(title, result)) is not None:
+        return skipped
+    ours, letter = result["ours"], result["letter_published"]
+    rows = ["| ids | items sharing a tuple | most items on one tuple | entropy per level (bits) |",
+            "|---|---|---|---|",
+            f"| ours: MiniLM -> RQ-VAE (4 x 256), before resolution | {ours['collision_rate_before']:.2%} | "
+            f"{ours['max_items_per_id_before']} | {', '.join(f'{v:.2f}' for v in result['ours_entropy_bits'])} |",
+            f"| LETTER's published `Yelp.index.json` | {letter['collision_rate']:.2%} | {letter['max_items_per_id']} | "
+            f"{', '.join(f'{v:.2f}' for v in result['letter_entropy_bits'])} |"]
+    gen = result["generator"]
+    gen_line = gen if isinstance(gen, str) else (f"generator over these ids on `Yelp.txt` (leave-one-out, full "
+                                                 f"ranking): HR@5 | NDCG@5 | HR@10 | NDCG@10 = {_generator_cells(gen)}; "
+                                                 f"{_generator_budget(gen)}")
+    return "\n".join([
+        title, "",
+        f"`../shared/data/yelp/Yelp.item.json` ({result['items']:,} businesses): name and categories encoded by "
+        f"all-MiniLM-L6-v2 ({result['encode_seconds']:.0f} s), an RQ-VAE of 4 levels of 256 codes "
+        f"({result['tokenizer_seconds']:.0f} s), collisions reassigned (LETTER's rule; 8 bits per level at most). "
+        f"The {gen_line}.", "", _provenance(result), "", *rows, ""])
+
+
 RENDERERS = {"eval": render_eval, "graph": render_graph, "graph-ablations": render_ablations,
              "tokenizer": render_tokenizer, "baby": render_baby, "amazon23": render_amazon23, "tune": render_tune,
-             "motorec-study": render_motorec_study, "generate": render_generate}
+             "motorec-study": render_motorec_study, "generate": render_generate, "cemg-study": render_cemg_study,
+             "beauty": render_beauty, "beauty-generator": render_beauty_generator, "yelp": render_yelp}
 
 
 def render_benchmarks(results: dict[str, dict]) -> str:
@@ -334,6 +450,21 @@ def render_summary(results: dict[str, dict]) -> str:
         rows.append(f"| `generate` | constrained beam search, Beauty's shape, beam 20 | {g['constrained_users_per_s']:.0f} "
                     f"users/s | {g['speedup_over_hf']:.1f}x transformers' constrained `generate`, "
                     f"{g['constrained_over_unconstrained_time']:.2f}x free decoding's time |")
+    if "cemg-study" in results:
+        main = study_rows(results["cemg-study"], "main").groupby("model")["recall@10"]
+        cell = {m: _cell(v) for m, v in main}
+        rows.append(f"| `cemg-study` | next-item HR@10, {_runs(results['cemg-study'])[0]['profile']} catalogue | CEMG "
+                    f"{cell['cemg']}, TIGER {cell['tiger']}, SASRec-CE {cell['sasrec-ce']} | popularity "
+                    f"{cell['popularity']}, the generator's oracle {cell['oracle']} |")
+    if "beauty" in results and "skipped" not in results["beauty"]:
+        b = results["beauty"]
+        rows.append(f"| `beauty` | SASRec HR@10 on real Beauty, BCE / CE loss | {b['sasrec_bce']['recall@10']:.4f} / "
+                    f"{b['sasrec_ce']['recall@10']:.4f} | TIGER's published SASRec: {b['published']['recall@10']:.4f} |")
+    if "beauty-generator" in results and "skipped" not in results["beauty-generator"]:
+        b = results["beauty-generator"]
+        rows.append(f"| `beauty-generator` | generator HR@10 on LETTER's Beauty ids, {b['generator']['size']} T5, "
+                    f"{b['generator']['epochs']} epochs on a CPU | "
+                    f"{b['generator']['recall@10']:.4f} | TIGER's published: {b['published']['recall@10']:.4f} |")
     return "\n".join(rows)
 
 
