@@ -7,6 +7,7 @@ import torch
 import workbench as wb
 
 from workbench.data.sequences import PAD, sequence_split
+from workbench.evaluation.ranking import top_k
 from workbench.models.base import make_model
 from workbench.models.generative.generator import EOS_TOKEN, Generator, history_tokens, token_offsets
 from workbench.models.generative.trie import CodeTrie
@@ -269,8 +270,45 @@ def test_generative_study_pipeline_and_diagnostics():
     assert 0 <= G.invalid_rate(run.model, data, n_users=20) <= 1
     agree = G.beam_agreement(run.model, data, n_users=5, k=5)
     assert 0 <= agree["top_k_overlap"] <= 1
+    diag = G.cold_diagnosis({"cemg": run.model}, data, n_users=10, k=5)
+    assert diag.attrs["users per group"]["cold"] <= 10 and 0 <= diag.loc["cemg", "cold share of top 5"] <= 1
     user = int(data.users("test")[0])
     view = G.generation_table(run.model, data, user, k=5, items=ds.items)
     assert (view["role"] == "generated").sum() == 5 and view["codes"].str.startswith("<a_").all()
     with pytest.raises(ValueError, match="unknown tokenizer"):
         G.tokenize("vq", ds, data, study)
+
+
+class FixedScores:
+    """A next-item model whose scores are one fixed row for every history."""
+
+    def __init__(self, row):
+        self.row = torch.as_tensor(row, dtype=torch.float32)
+
+    def score(self, histories):
+        return self.row.expand(len(histories), -1).clone()
+
+    def recommend(self, histories, k):
+        return wb.Recommendation(top_k(self.score(histories), k), None)
+
+
+def test_exact_ranks_by_hand():
+    model = FixedScores([0.5, 2.0, 0.5, -1.0, 3.0])
+    # item 4 first, then 1, then the tie 0 < 2 by id, then 3
+    assert wb.exact_ranks(model, np.zeros((5, 2)), [4, 1, 0, 2, 3], batch=2).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_cold_diagnosis_separates_cold_and_warm_targets():
+    """Popularity puts cold targets far below warm ones and never lists a cold item; a model that scores the
+    cold items first gives them every slot."""
+    data = sequence_split(wb.load_synthetic("smoke"))
+    cold = data.cold_items()
+    assert 10 <= cold.sum() < data.n_items - 10
+    pop = make_model("sequence-popularity").fit(data)
+    lover = FixedScores(cold.astype(np.float32) + np.linspace(0, 0.5, data.n_items))
+    diag = wb.cold_diagnosis({"popularity": pop, "cold lover": lover}, data, n_users=50)
+    assert diag.loc["popularity", "cold share of top 10"] == 0
+    assert diag.loc["popularity", "cold targets: median rank"] > diag.loc["popularity", "warm targets: median rank"]
+    assert diag.loc["cold lover", "cold share of top 10"] == 1
+    assert diag.loc["cold lover", "cold targets: median rank"] < cold.sum()
+    assert diag.attrs["cold items / catalogue"] == pytest.approx(cold.mean())

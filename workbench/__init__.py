@@ -9,6 +9,7 @@ has the map.
 from .analysis.generative import (MAIN_MODELS, TOKENIZERS, GenerativeStudyConfig, ItemTokens, NextItemRun,
                                   beam_agreement, cemg_ablations, cemg_sensitivity, generation_table,
                                   generative_data, generative_grid, generative_study_config, invalid_rate,
+                                  exact_ranks, cold_diagnosis,
                                   level_accuracy, mean_and_ci, next_item_table, run_next_item, tokenize,
                                   train_generator)
 from .analysis.lab import LabConfig, lab_config
@@ -117,7 +118,7 @@ __all__ = [
     "load_benchmark", "saved_study",
     "GenerativeStudyConfig", "generative_study_config", "generative_data", "TOKENIZERS", "ItemTokens", "tokenize",
     "NextItemRun", "run_next_item", "train_generator", "next_item_table", "level_accuracy", "invalid_rate",
-    "beam_agreement", "generation_table", "MAIN_MODELS", "cemg_ablations", "cemg_sensitivity", "generative_grid",
+    "beam_agreement", "generation_table", "exact_ranks", "cold_diagnosis", "MAIN_MODELS", "cemg_ablations", "cemg_sensitivity", "generative_grid",
     "mean_and_ci", "plot_bars_ci", "plot_efficiency", "plot_parameter_panels",
     "compare_runs", "restricted_report", "evaluation_strata",
     "LiveCurves", "knn_agreement", "plot_cold_start", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",

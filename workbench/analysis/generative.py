@@ -267,6 +267,53 @@ def beam_agreement(gen: Generator, data: SequenceData, part: str = "test", n_use
             "top_1_agreement": float((beam[:, 0] == exact[:, 0]).float().mean())}
 
 
+def exact_ranks(model, histories, targets, batch: int = 256) -> np.ndarray:
+    """Each target's rank (0 = first) in ``model``'s exact scores of every item after its history
+    (:meth:`score`: no beam, no top-k cut); ties: the lower item id first, as in the top-k lists."""
+    targets = np.asarray(targets)
+    ranks = []
+    for s in range(0, len(targets), batch):
+        scores = model.score(histories[s:s + batch]).float().cpu()
+        t = torch.as_tensor(targets[s:s + batch])
+        own = scores.gather(1, t[:, None])
+        earlier = torch.arange(scores.shape[1])[None, :] < t[:, None]
+        ranks.append(((scores > own) | ((scores == own) & earlier)).sum(1).numpy())
+    return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
+
+
+def cold_diagnosis(models: dict, data: SequenceData, part: str = "test", k: int = 10, n_users: int = 200,
+                   seed: int = 0) -> pd.DataFrame:
+    """Why cold targets (at most ``data.cold_max`` training interactions) are rarely found: per model, where
+    its exact scores put the target of up to ``n_users`` users whose target is cold and of as many whose target
+    is warm (median rank, share inside the exact top ``k``), and the share of its top-``k`` list slots that go
+    to cold items at all, over ``n_users`` users drawn from everyone (a beam search for a generator). Compare
+    the last column with ``cold items / catalogue`` and ``cold / targets``, the two references in the frame's
+    ``attrs``."""
+    cold, targets, hist = data.cold_items(), data.targets(part), data.histories(part)
+    rng = np.random.default_rng(seed)
+
+    def sample(rows):
+        return np.sort(rng.choice(rows, min(n_users, len(rows)), replace=False))
+
+    groups = {"cold": sample(np.flatnonzero(cold[targets])), "warm": sample(np.flatnonzero(~cold[targets])),
+              "everyone": sample(np.arange(len(targets)))}
+    out = {}
+    for name, model in models.items():
+        row = {}
+        for group in ("cold", "warm"):
+            ranks = exact_ranks(model, hist[groups[group]], targets[groups[group]])
+            row[f"{group} targets: median rank"] = float(np.median(ranks)) if len(ranks) else np.nan
+            row[f"{group} targets: in exact top {k}"] = float((ranks < k).mean()) if len(ranks) else np.nan
+        rows = groups["everyone"]
+        top = torch.cat([model.recommend(hist[rows[s:s + 256]], k).item_ids.cpu() for s in range(0, len(rows), 256)])
+        row[f"cold share of top {k}"] = float(cold[top.numpy()].mean())
+        out[name] = row
+    frame = pd.DataFrame.from_dict(out, orient="index")
+    frame.attrs = {"cold items / catalogue": float(cold.mean()), "cold / targets": float(cold[targets].mean()),
+                   "users per group": {g: len(r) for g, r in groups.items()}}
+    return frame
+
+
 def generation_table(gen: Generator, data: SequenceData, user: int, k: int = 10, part: str = "test",
                      items: pd.DataFrame | None = None, columns=("category", "colour")) -> pd.DataFrame:
     """One user's history -> codes -> generated items: a row per history item (``role="history"``) and per
