@@ -226,3 +226,7 @@ def test_generative_renderers_report_means_intervals_and_the_published_rows():
     text = report.render_yelp(yelp)
     assert "| LETTER's published `Yelp.index.json` | 8.00% | 65 |" in text and "skipped: no Yelp.txt" in text
     assert "NDCG@10 = 0.0300 | 0.0200 | 0.0500 | 0.0250; `small` T5, 3 epochs" in report.render_yelp({**yelp, "generator": trained})
+    with_reference = {**trained, "popularity": {**sasrec, "recall@5": 0.01}}
+    assert "popularity on the same targets: 0.0100 |" in report.render_yelp({**yelp, "generator": with_reference})
+    assert "| popularity (the reference, same targets) | 0.0100 |" in report.render_beauty_generator(
+        {**gen, "generator": with_reference})

@@ -6,9 +6,8 @@ import sys
 import time
 
 import numpy as np
-import torch
 
-from ..core.runtime import get_device
+from ..core.runtime import runtime_facts
 
 MODELS = {"popularity": {}, "random": {}, "lightgcn": {}, "vbpr": {}, "freedom": {},
           "motorec": {"K": 64, "L": 3}}  # 1,204 items: 64 codes per level (the paper's 512 is for 7,050+ items)
@@ -40,7 +39,7 @@ def bench_amazon23(device: str | None = None, repeats: int = 1, seed: int = 0, e
     for name, options in MODELS.items():
         out["models"][name] = _run_model(name, options, ds, strata, seed, epochs, lr, device)
         print(f"amazon23 seed {seed} {name}: {out['models'][name]}", file=sys.stderr, flush=True)
-    out.update({"device": str(get_device(device)), "torch": torch.__version__, "torch_threads": torch.get_num_threads()})
+    out.update(runtime_facts(device))
     return out
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
-import torch
 
-from ..core.runtime import get_device
+from ..core.runtime import runtime_facts
 
 
 def bench_baby(device: str | None = None, repeats: int = 1, seed: int = 0, epochs: int = 150,
@@ -42,5 +41,5 @@ def bench_baby(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
         out[name] = {"chosen_reg_weight": best, **runs[best],
                      "test": {k: test[k] for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")},
                      "grid": {str(k): v["valid_recall@20"] for k, v in runs.items()}}
-    out.update({"device": str(get_device(device)), "torch": torch.__version__, "torch_threads": torch.get_num_threads()})
+    out.update(runtime_facts(device))
     return out

@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from ..core.runtime import runtime_facts
+
 
 # TIGER's Table (Amazon Beauty): SASRec and TIGER rows
 PUBLISHED = {"sasrec": {"recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
@@ -45,7 +47,7 @@ def bench_beauty(device: str | None = None, repeats: int = 1, seed: int = 0, epo
     data, skipped = _beauty()
     if data is None:
         return {"benchmark": "beauty", "skipped": skipped}
-    out = {"benchmark": "beauty", "users": data.n_users, "items": data.n_items, "published": PUBLISHED["sasrec"],
+    out = {"benchmark": "beauty", **runtime_facts(device), "users": data.n_users, "items": data.n_items, "published": PUBLISHED["sasrec"],
            "ties": {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in data.ties.items()}}
     for loss in ("bce", "ce"):
         t = time.perf_counter()
@@ -69,7 +71,7 @@ def bench_beauty_generator(device: str | None = None, repeats: int = 1, seed: in
         return {"benchmark": "beauty-generator", "skipped": skipped}
     raw = read_code_index(shared_data_dir() / "beauty" / "Beauty.index.json", data.n_items)
     codes, sizes = resolve_collisions(raw, int(raw.max()) + 1, "level")
-    return {"benchmark": "beauty-generator", "epoch_budget": epochs, "published": PUBLISHED["tiger"],
+    return {"benchmark": "beauty-generator", **runtime_facts(device), "epoch_budget": epochs, "published": PUBLISHED["tiger"],
             "ids": collision_report(raw), "id_length": codes.shape[1],
             "generator": _generator_run(codes, sizes, data, size, epochs, seed, device),
             "note": "an epoch budget on this machine; the published TIGER row trained to convergence on a GPU"}
@@ -101,7 +103,7 @@ def bench_yelp(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
     tok.fit(X, epochs=50, seed=seed, device=device, progress=False)
     ids = item_codes(tok, X, "reassign")
     letter = read_code_index(folder / "Yelp.index.json", len(texts))
-    out = {"benchmark": "yelp", "items": len(texts), "encode_seconds": round(encode_seconds, 1),
+    out = {"benchmark": "yelp", **runtime_facts(device), "items": len(texts), "encode_seconds": round(encode_seconds, 1),
            "tokenizer_seconds": round(time.perf_counter() - t, 1), "ours": ids.report,
            "ours_entropy_bits": level_health(ids.raw, 256)["entropy_bits"].round(3).tolist(),
            "letter_published": collision_report(letter),
@@ -118,7 +120,9 @@ def bench_yelp(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
 
 def _generator_run(codes, sizes, data, size: str, epochs: int, seed: int, device) -> dict:
     """Train the generator over ``codes`` for at most ``epochs`` (early stopping on validation) and evaluate it on
-    the test targets: metrics, epochs, best epoch, seconds, test users/s and the loss by epoch."""
+    the test targets: metrics, epochs, best epoch, seconds, test users/s, the loss by epoch, and popularity's
+    metrics on the same targets (the reference)."""
+    from ..models.base import make_model
     from ..models.generative.generator import Generator, generator_config
 
     gen = Generator(codes, sizes, config=generator_config(size))
@@ -127,6 +131,8 @@ def _generator_run(codes, sizes, data, size: str, epochs: int, seed: int, device
     seconds = time.perf_counter() - t
     t = time.perf_counter()
     report = gen.evaluate(data, ks=KS, strata={})
+    users_per_s = len(report.ranks) / (time.perf_counter() - t)
+    popularity = make_model("sequence-popularity").fit(data).evaluate(data, ks=KS, strata={})
     return {**_metrics(report), "size": size, "epochs": len(gen.history_), "best_epoch": int(gen.best_epoch_),
-            "train_seconds": round(seconds, 1), "test_users_per_s": round(len(report.ranks) / (time.perf_counter() - t), 1),
-            "loss_by_epoch": [round(v, 4) for v in gen.history_["loss_ce"]]}
+            "train_seconds": round(seconds, 1), "test_users_per_s": round(users_per_s, 1),
+            "loss_by_epoch": [round(v, 4) for v in gen.history_["loss_ce"]], "popularity": _metrics(popularity)}

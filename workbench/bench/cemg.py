@@ -10,9 +10,8 @@ import sys
 import time
 from dataclasses import asdict
 
-import torch
 
-from ..core.runtime import get_device
+from ..core.runtime import runtime_facts
 
 
 def bench_cemg_study(device: str | None = None, repeats: int = 1, seed: int = 0, profile: str = "default") -> dict:
@@ -31,5 +30,4 @@ def bench_cemg_study(device: str | None = None, repeats: int = 1, seed: int = 0,
     rows = generative_grid(dataset, study, seed, parts=parts, progress=log)
     return {"benchmark": "cemg-study", "profile": profile, "seed": seed, "study": asdict(study),
             **{part: group.dropna(axis=1, how="all").to_dict("records") for part, group in rows.groupby("part")},
-            "seconds": time.perf_counter() - t0, "device": str(get_device(device)), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+            "seconds": time.perf_counter() - t0, **runtime_facts(device)}

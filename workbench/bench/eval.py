@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..core.runtime import get_device
+from ..core.runtime import get_device, runtime_facts
 from ..evaluation.ranking import DotScorer, evaluate_ranking
 
 
@@ -52,8 +52,7 @@ def bench_eval(n_users: int = 19445, n_items: int = 7050, dim: int = 64, n_train
         "bound_seconds": min(bounds[1:]), "eval_over_bound": min(times[1:]) / min(bounds[1:]),
         "users": n_users, "items": n_items, "dim": dim, "masked_train_positives": int(train.nnz),
         "test_positives": int(test.nnz), "evaluated_users": int(len(report.users)),
-        "recall@20": report["recall@20"], "device": str(dev), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "machine": platform.machine(), "python": platform.python_version(),
+        "recall@20": report["recall@20"], **runtime_facts(dev), "machine": platform.machine(), "python": platform.python_version(),
     }
 
 

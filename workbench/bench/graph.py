@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.runtime import get_device
+from ..core.runtime import get_device, runtime_facts
 from ..core.sparse import spmm
 from ..data.dataset import RecDataset
 from ..data.splits import random_split
@@ -71,8 +71,7 @@ def bench_graph(epochs: int = 3, batch_size: int = 2048, device: str | None = No
     for ref in ("freedom", "freedom-mmrec"):
         if ref in models and "motorec" in models:
             out[f"motorec_over_{ref}"] = out["motorec_epoch_seconds"] / out[f"{ref}_epoch_seconds"]
-    out.update({"device": str(dev), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                "machine": platform.machine(), "python": platform.python_version()})
+    out.update({**runtime_facts(dev), "machine": platform.machine(), "python": platform.python_version()})
     return out
 
 
@@ -186,7 +185,7 @@ def bench_graph_ablations(device: str | None = None, repeats: int = 3, seed: int
     out["motorec_over_freedom"] = out["motorec_step_ms"] / out["freedom_step_ms"]
     for name in names[2:]:
         out[f"{name}_saves_ms"] = out["motorec_step_ms"] - out[f"{name}_step_ms"]
-    out.update({"device": str(dev), "torch_threads": torch.get_num_threads(), "torch": torch.__version__})
+    out.update(runtime_facts(dev))
     return out
 
 

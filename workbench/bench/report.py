@@ -376,6 +376,8 @@ def render_beauty_generator(result: dict) -> str:
     rows = ["| model | HR@5 | NDCG@5 | HR@10 | NDCG@10 |", "|---|---|---|---|---|",
             f"| TIGER (published, trained to convergence on a GPU) | {_generator_cells(p)} |",
             f"| ours, `{g['size']}` T5, {g['epochs']} epochs | {_generator_cells(g)} |"]
+    if "popularity" in g:
+        rows.append(f"| popularity (the reference, same targets) | {_generator_cells(g['popularity'])} |")
     return "\n".join([
         title, "",
         f"The T5 generator from scratch over `Beauty.index.json` (LETTER's ids; {ids['collision_rate']:.2%} of the "
@@ -398,7 +400,9 @@ def render_yelp(result: dict) -> str:
     gen = result["generator"]
     gen_line = gen if isinstance(gen, str) else (f"generator over these ids on `Yelp.txt` (leave-one-out, full "
                                                  f"ranking): HR@5 | NDCG@5 | HR@10 | NDCG@10 = {_generator_cells(gen)}; "
-                                                 f"{_generator_budget(gen)}")
+                                                 f"{_generator_budget(gen)}"
+                                                 + (f"; popularity on the same targets: {_generator_cells(gen['popularity'])}"
+                                                    if "popularity" in gen else ""))
     return "\n".join([
         title, "",
         f"`../shared/data/yelp/Yelp.item.json` ({result['items']:,} businesses): name and categories encoded by "

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
-import torch
 
-from ..core.runtime import get_device
+from ..core.runtime import runtime_facts
 
 MODELS = ("mf-bpr", "lightgcn", "vbpr", "freedom", "motorec")
 
@@ -41,7 +40,7 @@ def bench_tune(device: str | None = None, repeats: int = 1, seed: int = 0, profi
         best, table = tune_model(name, split, seed, study)
         out["models"][name] = {"best": best, "seconds": time.perf_counter() - t0, "grid": table.to_dict("records")}
         print(f"tune {name}: {best} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    out.update({"device": str(get_device(device)), "torch": torch.__version__, "torch_threads": torch.get_num_threads()})
+    out.update(runtime_facts(device))
     return out
 
 
@@ -71,5 +70,4 @@ def bench_motorec_study(device: str | None = None, repeats: int = 1, seed: int =
             "ablation_epochs": study.ablation_epochs, "grid_epochs": study.grid_epochs, "patience": study.patience,
             "tuned": study.tuned, "motorec": study.motorec, "ablation": ablation.to_dict("records"),
             "sensitivity": sensitivity.to_dict("records"), "popularity": popularity.to_dict("records"),
-            "seconds": time.perf_counter() - t0, "device": str(get_device(device)), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+            "seconds": time.perf_counter() - t0, **runtime_facts(device)}

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from typing import NamedTuple
+from ..core.runtime import runtime_facts
 
 
 def _feature_sets(rng: np.random.Generator, names: list[str] | None, n: int, dim: int) -> dict[str, np.ndarray]:
@@ -159,7 +160,7 @@ def bench_tokenizer(epochs: int = 12, batch_size: int = 1024, D: int = 64, L: in
     rng = np.random.default_rng(seed)
     feature_sets = _feature_sets(rng, sets, n_items, dim)
     result = {"benchmark": "tokenizer", "epochs": epochs, "batch_size": batch_size, "D": D, "L": L, "K": K,
-              "device": str(dev), "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "sets": {}}
+              **runtime_facts(dev), "sets": {}}
     for name, X in feature_sets.items():
         F = X.shape[1]
         torch.manual_seed(seed)

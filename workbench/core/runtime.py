@@ -21,6 +21,11 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def runtime_facts(device: str | torch.device | None = None) -> dict:
+    """Where a measurement ran (benchmark results carry it): the device, torch's version and its CPU threads."""
+    return {"device": str(get_device(device)), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+
+
 def check_seed(seed) -> int:
     """``seed`` as an int in ``[0, 2**32)``; a ``ValueError`` for anything else (floats, negatives, bools)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
