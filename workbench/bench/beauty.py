@@ -47,7 +47,8 @@ def bench_beauty(device: str | None = None, repeats: int = 1, seed: int = 0, epo
     data, skipped = _beauty()
     if data is None:
         return {"benchmark": "beauty", "skipped": skipped}
-    out = {"benchmark": "beauty", **runtime_facts(device), "users": data.n_users, "items": data.n_items, "published": PUBLISHED["sasrec"],
+    out = {"benchmark": "beauty", **runtime_facts(device), "users": data.n_users, "items": data.n_items,
+           "published": PUBLISHED["sasrec"],
            "ties": {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in data.ties.items()}}
     for loss in ("bce", "ce"):
         t = time.perf_counter()
@@ -71,8 +72,8 @@ def bench_beauty_generator(device: str | None = None, repeats: int = 1, seed: in
         return {"benchmark": "beauty-generator", "skipped": skipped}
     raw = read_code_index(shared_data_dir() / "beauty" / "Beauty.index.json", data.n_items)
     codes, sizes = resolve_collisions(raw, int(raw.max()) + 1, "level")
-    return {"benchmark": "beauty-generator", **runtime_facts(device), "epoch_budget": epochs, "published": PUBLISHED["tiger"],
-            "ids": collision_report(raw), "id_length": codes.shape[1],
+    return {"benchmark": "beauty-generator", **runtime_facts(device), "epoch_budget": epochs,
+            "published": PUBLISHED["tiger"], "ids": collision_report(raw), "id_length": codes.shape[1],
             "generator": _generator_run(codes, sizes, data, size, epochs, seed, device),
             "note": "an epoch budget on this machine; the published TIGER row trained to convergence on a GPU"}
 
@@ -103,7 +104,8 @@ def bench_yelp(device: str | None = None, repeats: int = 1, seed: int = 0, epoch
     tok.fit(X, epochs=50, seed=seed, device=device, progress=False)
     ids = item_codes(tok, X, "reassign")
     letter = read_code_index(folder / "Yelp.index.json", len(texts))
-    out = {"benchmark": "yelp", **runtime_facts(device), "items": len(texts), "encode_seconds": round(encode_seconds, 1),
+    out = {"benchmark": "yelp", **runtime_facts(device), "items": len(texts),
+           "encode_seconds": round(encode_seconds, 1),
            "tokenizer_seconds": round(time.perf_counter() - t, 1), "ours": ids.report,
            "ours_entropy_bits": level_health(ids.raw, 256)["entropy_bits"].round(3).tolist(),
            "letter_published": collision_report(letter),

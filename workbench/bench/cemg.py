@@ -10,7 +10,6 @@ import sys
 import time
 from dataclasses import asdict
 
-
 from ..core.runtime import runtime_facts
 
 

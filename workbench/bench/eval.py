@@ -52,7 +52,8 @@ def bench_eval(n_users: int = 19445, n_items: int = 7050, dim: int = 64, n_train
         "bound_seconds": min(bounds[1:]), "eval_over_bound": min(times[1:]) / min(bounds[1:]),
         "users": n_users, "items": n_items, "dim": dim, "masked_train_positives": int(train.nnz),
         "test_positives": int(test.nnz), "evaluated_users": int(len(report.users)),
-        "recall@20": report["recall@20"], **runtime_facts(dev), "machine": platform.machine(), "python": platform.python_version(),
+        "recall@20": report["recall@20"], **runtime_facts(dev), "machine": platform.machine(),
+        "python": platform.python_version(),
     }
 
 
