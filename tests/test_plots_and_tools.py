@@ -225,8 +225,14 @@ def test_generative_renderers_report_means_intervals_and_the_published_rows():
             "ours_entropy_bits": [7.9, 7.8, 7.5, 6.0], "letter_entropy_bits": [7.0, 7.0, 7.0, 7.0]}
     text = report.render_yelp(yelp)
     assert "| LETTER's published `Yelp.index.json` | 8.00% | 65 |" in text and "skipped: no Yelp.txt" in text
+    assert "all-MiniLM-L6-v2 (60 s)" in text
+    assert "all-MiniLM-L6-v2 (read from the feature cache)" in report.render_yelp({**yelp, "encode_seconds": 0.5})
     assert "NDCG@10 = 0.0300 | 0.0200 | 0.0500 | 0.0250; `small` T5, 3 epochs" in report.render_yelp({**yelp, "generator": trained})
     with_reference = {**trained, "popularity": {**sasrec, "recall@5": 0.01}}
     assert "popularity on the same targets: 0.0100 |" in report.render_yelp({**yelp, "generator": with_reference})
+    summary = report.render_summary({"yelp": {**yelp, "generator": with_reference}})
+    assert "| `yelp` | generator HR@10 on our MiniLM ids of Yelp, small T5, 3 epochs on a CPU | 0.0500 | " \
+           "popularity, same targets: 0.0500 |" in summary
+    assert "| `yelp` |" not in report.render_summary({"yelp": yelp})                   # no generator run: no row
     assert "| popularity (the reference, same targets) | 0.0100 |" in report.render_beauty_generator(
         {**gen, "generator": with_reference})
