@@ -234,5 +234,7 @@ def test_generative_renderers_report_means_intervals_and_the_published_rows():
     assert "| `yelp` | generator HR@10 on our MiniLM ids of Yelp, small T5, 3 epochs on a CPU | 0.0500 | " \
            "popularity, same targets: 0.0500 |" in summary
     assert "| `yelp` |" not in report.render_summary({"yelp": yelp})                   # no generator run: no row
+    on_gpu = report.render_summary({"yelp": {**yelp, "device": "cuda", "generator": with_reference}})
+    assert "3 epochs on a GPU |" in on_gpu
     assert "| popularity (the reference, same targets) | 0.0100 |" in report.render_beauty_generator(
         {**gen, "generator": with_reference})

@@ -472,14 +472,19 @@ def render_summary(results: dict[str, dict]) -> str:
     if "beauty-generator" in results and "skipped" not in results["beauty-generator"]:
         b = results["beauty-generator"]
         rows.append(f"| `beauty-generator` | generator HR@10 on LETTER's Beauty ids, {b['generator']['size']} T5, "
-                    f"{b['generator']['epochs']} epochs on a CPU | "
+                    f"{b['generator']['epochs']} epochs on {_machine(b)} | "
                     f"{b['generator']['recall@10']:.4f} | TIGER's published: {b['published']['recall@10']:.4f}"
                     f"{_popularity_note(b['generator'])} |")
     if "yelp" in results and isinstance(results["yelp"].get("generator"), dict):
         g = results["yelp"]["generator"]
-        rows.append(f"| `yelp` | generator HR@10 on our MiniLM ids of Yelp, {g['size']} T5, {g['epochs']} epochs on a "
-                    f"CPU | {g['recall@10']:.4f} | {_popularity_note(g).lstrip('; ') or 'no reference saved'} |")
+        reference = _popularity_note(g).lstrip("; ") or "no reference saved"
+        rows.append(f"| `yelp` | generator HR@10 on our MiniLM ids of Yelp, {g['size']} T5, {g['epochs']} epochs on "
+                    f"{_machine(results['yelp'])} | {g['recall@10']:.4f} | {reference} |")
     return "\n".join(rows)
+
+
+def _machine(result: dict) -> str:
+    return "a CPU" if str(result.get("device", "cpu")).startswith("cpu") else "a GPU"
 
 
 def _popularity_note(generator: dict) -> str:
