@@ -8,7 +8,8 @@ import torch
 
 from workbench.evaluation.selection import EarlyStopping
 from workbench.evaluation.ranking import DotScorer, RankingReport, evaluate_ranking
-from workbench.evaluation.ctr import auc, gauc
+from workbench.evaluation.ctr import (auc, auc_by_stratum, gauc, gauc_report, paired_bootstrap_auc,
+                                      weighted_auc)
 from workbench.evaluation.statistics import bootstrap_ci, paired_test
 
 
@@ -124,6 +125,77 @@ def test_auc_and_gauc_by_hand():
     assert gauc(users, labels, scores) == pytest.approx((2 * 1.0 + 3 * 0.5) / 5)
     with pytest.raises(ValueError, match="both classes"):
         auc([1, 1], [0.1, 0.2])
+
+
+def test_weighted_auc_by_hand_and_as_repeated_rows():
+    labels, scores = [1, 0, 1, 0], [0.9, 0.8, 0.3, 0.1]
+    # the first positive counts twice: it beats both negatives (2 + 2), the second beats one (1); 5 of 3 x 2 pairs
+    assert weighted_auc(labels, scores, [2, 1, 1, 1]) == pytest.approx(5 / 6)
+    assert weighted_auc([1, 0], [0.5, 0.5]) == 0.5
+    rng = np.random.default_rng(0)
+    y, s = rng.random(300) < 0.3, rng.integers(0, 20, 300).astype(float)      # many ties
+    w = rng.integers(0, 4, (5, 300))
+    expected = [auc(np.repeat(y, k), np.repeat(s, k)) for k in w]             # integer weights = repeated rows
+    assert np.allclose(weighted_auc(y, s, w), expected)
+    with pytest.raises(ValueError, match="both classes"):
+        weighted_auc([1, 0], [0.1, 0.2], [1, 0])                             # the weighting removes the negative
+
+
+def test_gauc_weightings_and_skipped_users_by_hand():
+    users = ["a", "a", "b", "b", "b", "c", "c", "c", "c", "d"]
+    labels = [1, 0, 1, 0, 0, 1, 1, 0, 0, 1]
+    scores = [0.9, 0.1, 0.2, 0.5, 0.1, 0.1, 0.2, 0.3, 0.4, 0.7]
+    # per-user AUC: a 1, b 0.5, c 0; d has one class; rows 2, 3, 4; positives 1, 1, 2
+    assert gauc(users, labels, scores) == pytest.approx((2 * 1 + 3 * 0.5 + 0) / 9)
+    assert gauc(users, labels, scores, "uniform") == pytest.approx(0.5)
+    assert gauc(users, labels, scores, "positives") == pytest.approx((1 + 0.5 + 0) / 4)
+    rep = gauc_report(users, labels, scores)
+    assert (rep["users_scored"], rep["users_skipped"], rep["rows_skipped"]) == (3, 1, 1)
+    assert gauc(["e", "e"], [1, 0], [0.3, 0.3]) == 0.5                        # tied within a user: one half
+    with pytest.raises(ValueError, match="weighting"):
+        gauc(users, labels, scores, "clicks")
+
+
+def test_auc_by_stratum_by_hand():
+    items = np.array([0, 0, 1, 1, 2, 2])
+    labels = [1, 0, 1, 0, 1, 0]
+    scores = [0.9, 0.1, 0.2, 0.8, 0.5, 0.5]
+    out = auc_by_stratum(labels, scores, items, {"head": np.array([True, False, False]),
+                                                 "tail": np.array([False, True, True]),
+                                                 "one class": np.array([False, False, False])})
+    assert out["head"] == 1.0
+    assert out["tail"] == pytest.approx(weighted_auc([1, 0, 1, 0], [0.2, 0.8, 0.5, 0.5]))
+    assert math.isnan(out["one class"])
+
+
+def test_paired_bootstrap_auc_resamples_users():
+    rng = np.random.default_rng(1)
+    users = np.repeat(np.arange(200), 10)
+    labels = rng.random(2000) < 0.4
+    good, noise = labels + rng.normal(0, 0.8, 2000), rng.normal(0, 1, 2000)
+    better = paired_bootstrap_auc(users, labels, good, noise, n_boot=300)
+    assert better["diff"] == pytest.approx(auc(labels, good) - auc(labels, noise))
+    assert better["ci_low"] > 0.1 and better["share_above_zero"] == 1.0 and better["users"] == 200
+    same = paired_bootstrap_auc(users, labels, good, good, n_boot=50)
+    assert same["diff"] == same["ci_low"] == same["ci_high"] == 0
+    close = paired_bootstrap_auc(users, labels, good, good + rng.normal(0, 0.01, 2000), n_boot=300)
+    assert close["ci_low"] < 0 < close["ci_high"]                              # a negligible change is no finding
+
+
+def test_paired_bootstrap_auc_interval_reflects_users_not_rows():
+    # 20 users of 100 rows; on each user one model is far better than the other, which one depends on the user: the
+    # evidence is 20 users, not 2,000 rows, and the interval must be as wide as resampling users makes it
+    rng = np.random.default_rng(2)
+    users = np.repeat(np.arange(20), 100)
+    labels = rng.random(2000) < 0.5
+    a_wins = np.repeat(rng.random(20) < 0.5, 100)
+    sharp, flat = labels + rng.normal(0, 0.3, 2000), labels + rng.normal(0, 3.0, 2000)
+    a, b = np.where(a_wins, sharp, flat), np.where(a_wins, flat, sharp)
+    by_users = paired_bootstrap_auc(users, labels, a, b, n_boot=400)
+    rows = rng.integers(0, 2000, (400, 2000))                                    # resampling rows, for contrast
+    row_diffs = [auc(labels[r], a[r]) - auc(labels[r], b[r]) for r in rows]
+    row_width = np.subtract(*np.quantile(row_diffs, [0.975, 0.025]))
+    assert by_users["ci_high"] - by_users["ci_low"] > 3 * row_width
 
 
 def _report(values):

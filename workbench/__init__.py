@@ -29,12 +29,13 @@ from .core.runtime import get_device, seed_everything
 from .data.dataset import TEST, TRAIN, VALID, DataError, RecDataset, statistics_table
 from .data.amazon23 import load_amazon23
 from .data.choices import ChoiceModel
-from .data.loaders import load_ml100k, load_mmrec, load_sequences, read_sequences, save_mmrec
+from .data.loaders import load_ml100k, load_mmrec, load_movielens_csv, load_sequences, read_sequences, save_mmrec
+from .data.ctr import CTRData, ctr_data
 from .data.sequences import PAD, SequenceData, sequence_split, sequence_table, tie_report
 from .data.splits import leave_one_out, random_split, temporal_split
 from .data.strata import cold_mask, cold_start_profile, degree_strata, gini, popularity_quartiles
 from .data.synthetic import CatalogueConfig, catalogue_config, colour_palette, load_synthetic, make_catalogue
-from .evaluation.ctr import auc, gauc
+from .evaluation.ctr import auc, auc_by_stratum, gauc, gauc_report, paired_bootstrap_auc, weighted_auc
 from .evaluation.next_item import NextItemReport, chance_next_item, evaluate_next_item, rank_metrics, target_ranks
 from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
 from .evaluation.selection import EarlyStopping
@@ -85,10 +86,12 @@ __all__ = [
     "RecDataset", "DataError", "TRAIN", "VALID", "TEST", "statistics_table",
     "CatalogueConfig", "catalogue_config", "colour_palette", "load_synthetic", "make_catalogue",
     "load_ml100k", "load_mmrec", "save_mmrec", "load_sequences", "read_sequences", "load_amazon23",
+    "load_movielens_csv", "CTRData", "ctr_data",
     "random_split", "leave_one_out", "temporal_split", "cold_mask", "degree_strata", "popularity_quartiles",
     "gini", "cold_start_profile", "ChoiceModel", "PAD", "SequenceData", "sequence_split", "sequence_table", "tie_report",
     # evaluation
-    "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc",
+    "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc", "gauc_report", "weighted_auc",
+    "auc_by_stratum", "paired_bootstrap_auc",
     "t_halfwidth", "bootstrap_ci", "paired_test", "EarlyStopping",
     "NextItemReport", "chance_next_item", "evaluate_next_item", "rank_metrics", "target_ranks",
     # training

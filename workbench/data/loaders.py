@@ -161,6 +161,15 @@ def _read_atomic_table(path: Path) -> pd.DataFrame:
     return df
 
 
+def multi_hot(lists: pd.Series) -> np.ndarray:
+    """``(n, V)`` float32 multi-hot rows of ``lists`` (one list of labels per row) over their sorted vocabulary."""
+    vocab = sorted({label for labels in lists for label in labels})
+    out = np.zeros((len(lists), len(vocab)), dtype=np.float32)
+    rows = np.repeat(np.arange(len(lists)), lists.str.len())
+    out[rows, pd.Index(vocab).get_indexer([label for labels in lists for label in labels])] = 1.0
+    return out
+
+
 def load_ml100k(use_cache: bool = True, device: str | None = None) -> RecDataset:
     """MovieLens 100K (943 users, 1,682 movies, 100,000 ratings) with two item modalities: ``text``
     (all-MiniLM-L6-v2 of ``"title (year) genres"``, 384-d) and ``genre`` (multi-hot over the 19 genres).
@@ -184,11 +193,7 @@ def load_ml100k(use_cache: bool = True, device: str | None = None) -> RecDataset
         "year": movies["release_year"].to_numpy(), "genres": movies["class"].to_numpy(),
     })
     texts = (items["title"] + " (" + items["year"] + ") " + items["genres"]).str.strip().tolist()
-    genre_lists = items["genres"].str.split()
-    vocab = sorted({g for gs in genre_lists for g in gs})
-    genre = np.zeros((len(items), len(vocab)), dtype=np.float32)
-    rows = np.repeat(np.arange(len(items)), genre_lists.str.len())
-    genre[rows, pd.Index(vocab).get_indexer([g for gs in genre_lists for g in gs])] = 1.0
+    genre = multi_hot(items["genres"].str.split())
     from .encoders import cached_text_features  # imports torch and transformers only when needed
 
     text = cached_text_features(texts, "ml-100k", use_cache, device)
@@ -279,3 +284,58 @@ def read_item_text(path: str | Path, fields: tuple[str, ...] = ("title", "descri
     (``Yelp.item.json``), item ``k`` = key ``k``."""
     table = read_item_json(path, fields, n_items)
     return table.apply(lambda r: " ".join(v for v in r if v), axis=1).tolist()
+
+
+# ------------------------------------------------------------------------------- MovieLens CSV (ml-latest-small)
+def load_movielens_csv(folder: str | Path, text: bool = False, use_cache: bool = True,
+                       device: str | None = None) -> RecDataset:
+    """A GroupLens MovieLens CSV release (``ratings.csv``: ``userId,movieId,rating,timestamp``; ``movies.csv``:
+    ``movieId,title,genres``), e.g. ``../shared/data/ml-latest-small``. Ids are remapped to contiguous 0-based
+    ints (items: every movie of ``movies.csv``); ``items`` keeps the raw id, title and genres; the ``genre``
+    modality is multi-hot, and ``text=True`` adds all-MiniLM-L6-v2 of ``"title genres"``."""
+    folder = Path(folder)
+    paths = {name: folder / f"{name}.csv" for name in ("ratings", "movies")}
+    for path in paths.values():
+        if not path.is_file():
+            raise DataError(f"{path}: not found; expected a MovieLens CSV release with ratings.csv and movies.csv")
+    expected = {"ratings": ["userId", "movieId", "rating", "timestamp"], "movies": ["movieId", "title", "genres"]}
+    tables = {}
+    for name, path in paths.items():
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if list(table.columns) != expected[name]:
+            raise DataError(f"{path}: columns {list(table.columns)}; expected {expected[name]}")
+        tables[name] = table
+    ratings, movies = tables["ratings"], tables["movies"]
+    numbers = {}
+    for column, kind in (("userId", int), ("movieId", int), ("rating", float), ("timestamp", int)):
+        values = pd.to_numeric(ratings[column], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values) | ((values != values.round()) if kind is int else False)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{paths['ratings']}: row {row + 2}: {column} is {ratings[column].iloc[row]!r}; "
+                            f"expected {'an integer' if kind is int else 'a number'}")
+        numbers[column] = values.to_numpy()
+    movie_ids = pd.to_numeric(movies["movieId"], errors="coerce")
+    if movie_ids.isna().any() or movie_ids.duplicated().any():
+        row = int(np.flatnonzero((movie_ids.isna() | movie_ids.duplicated()).to_numpy())[0])
+        raise DataError(f"{paths['movies']}: row {row + 2}: movieId {movies['movieId'].iloc[row]!r} is not a "
+                        "unique integer")
+    raw_items = pd.Index(movie_ids.astype(np.int64))
+    raw_users = pd.Index(np.unique(numbers["userId"].astype(np.int64)))
+    item_index = raw_items.get_indexer(numbers["movieId"].astype(np.int64))
+    if (item_index < 0).any():
+        row = int(np.flatnonzero(item_index < 0)[0])
+        raise DataError(f"{paths['ratings']}: row {row + 2}: movieId {int(numbers['movieId'][row])} is not listed "
+                        f"in {paths['movies']}")
+    df = pd.DataFrame({"user_id": raw_users.get_indexer(numbers["userId"].astype(np.int64)), "item_id": item_index,
+                       "rating": numbers["rating"], "timestamp": numbers["timestamp"].astype(np.int64)})
+    items = pd.DataFrame({"raw_id": raw_items.to_numpy(), "title": movies["title"].to_numpy(),
+                          "genres": movies["genres"].str.replace("|", " ").to_numpy()})
+    features = {"genre": multi_hot(movies["genres"].str.split("|"))}
+    if text:
+        from .encoders import cached_text_features  # imports torch and transformers only when needed
+
+        texts = (items["title"] + " " + items["genres"]).str.strip().tolist()
+        features["text"] = cached_text_features(texts, folder.name, use_cache, device)
+    return RecDataset(name=folder.name, interactions=df, n_users=len(raw_users), n_items=len(raw_items),
+                      features=features, items=items, description=f"MovieLens CSV release read from {folder}")
