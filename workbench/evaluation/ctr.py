@@ -95,10 +95,12 @@ def auc_by_stratum(labels, scores, items, strata: dict[str, np.ndarray]) -> dict
 def paired_bootstrap_auc(users, labels, scores_a, scores_b, n_boot: int = 1000, seed: int = 0,
                          level: float = 0.95, chunk: int = 100) -> dict:
     """AUC(a) - AUC(b) on the same rows, with a percentile interval from resampling users with replacement (each
-    draw weights every row by how often its user was drawn; both models see the same draws)."""
+    draw weights every row by how often its user was drawn; both models see the same draws). ``chunk`` draws are
+    scored at once (fewer on large row counts)."""
     _, user_index = np.unique(np.asarray(users), return_inverse=True)
     n_users = int(user_index.max()) + 1
     rng = np.random.default_rng(seed)
+    chunk = max(1, min(chunk, 20_000_000 // max(len(user_index), 1)))   # (chunk, n) weights stay near 160 MB
     diffs = []
     for start in range(0, n_boot, chunk):
         counts = rng.multinomial(n_users, np.full(n_users, 1.0 / n_users), size=min(chunk, n_boot - start))
