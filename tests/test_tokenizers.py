@@ -397,6 +397,44 @@ def test_mmq_orthogonal_penalty():
     assert model.orthogonal_penalty().item() == pytest.approx(2.0)
 
 
+def test_mmq_ablation_switches_remove_their_part():
+    torch.manual_seed(0)
+    x = torch.randn(64, 16)
+    dims = {"text": 6, "image": 10}
+    # w/o cosine quantizer: L2 codebooks, latents not normalised, codes by Euclidean distance
+    l2 = MMQTokenizer(dims, D=4, K=8, hidden=(8,), distance="l2")
+    l2.init_codebooks(x)
+    assert all(q.config.distance == "l2" for q in l2.quantizers)
+    latents, _ = l2._experts(x)
+    assert not torch.allclose(latents[0].norm(dim=-1), torch.ones(64))
+    expected = torch.stack([nearest_code(z, q.codebooks[0], "l2") for q, z in zip(l2.quantizers, latents)], 1)
+    torch.testing.assert_close(l2(x).codes, expected)
+    torch.testing.assert_close(l2.soft_codes(x).codes, expected)
+    # w/o auxiliary reconstruction (beta = 0) and w/o orthogonal regularization (gamma = 0)
+    for switch, loss, part in (("beta", "aux", "aux_decoders"), ("gamma", "ortho", None)):
+        model = MMQTokenizer(dims, D=4, K=8, hidden=(8,), **{switch: 0.0})
+        model.init_codebooks(x)
+        out = model(x)
+        assert out.losses[loss].item() == 0
+        out.total.backward()
+        if part:
+            assert all(p.grad is None or p.grad.abs().sum() == 0 for p in getattr(model, part).parameters())
+    on = MMQTokenizer(dims, D=4, K=8, hidden=(8,))
+    on.init_codebooks(x)
+    assert on(x).losses["aux"].item() > 0 and on(x).losses["ortho"].item() > 0
+    with pytest.raises(ValueError, match="distance"):
+        MMQTokenizer(dims, distance="dot")
+
+
+def test_soft_index_l2_picks_the_nearest_code():
+    torch.manual_seed(0)
+    z, book = torch.randn(200, 5), torch.randn(30, 5)
+    torch.testing.assert_close(soft_index(z, book, distance="l2").hard, nearest_code(z, book, "l2"))
+    torch.testing.assert_close(soft_index(z, book).hard, nearest_code(z, book, "cosine"))
+    stacked = soft_index(torch.stack([z, -z]), torch.stack([book, book]), tau=0.3)  # experts batched
+    torch.testing.assert_close(stacked.hard[1], nearest_code(-z, book, "cosine"))
+
+
 def test_soft_index_straight_through():
     z = torch.tensor([[1.0, 0.1], [0.0, 1.0]], requires_grad=True)
     book = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], requires_grad=True)

@@ -35,7 +35,7 @@ from .data.sequences import PAD, SequenceData, sequence_split, sequence_table, t
 from .data.splits import leave_one_out, random_split, temporal_split
 from .data.strata import cold_mask, cold_start_profile, degree_strata, gini, popularity_quartiles
 from .data.synthetic import CatalogueConfig, catalogue_config, colour_palette, load_synthetic, make_catalogue
-from .evaluation.ctr import auc, auc_by_stratum, gauc, gauc_report, paired_bootstrap_auc, weighted_auc
+from .evaluation.ctr import auc, auc_by_stratum, gauc, gauc_report, log_loss, paired_bootstrap_auc, weighted_auc
 from .evaluation.next_item import NextItemReport, chance_next_item, evaluate_next_item, rank_metrics, target_ranks
 from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
 from .evaluation.selection import EarlyStopping
@@ -44,6 +44,7 @@ from .models.adjacency import NormalizedAdjacency
 from .models.base import Recommendation, Recommender, make_model, model_classes, register
 from .models.baselines import PopularityRecommender, RandomRecommender
 from .models.content_graph import content_graph, knn_graph
+from .models.ctr import CTRConfig, CTRModel, CTRReport, SoftCoder, id_change_report, matched_dim
 from .models.freedom import FREEDOM, FreedomConfig
 from .models.generative.beam import BeamResult, beam_search
 from .models.generative.item_codes import (ItemCodes, collaborative_embeddings, item_codes, last_level_cost,
@@ -61,7 +62,7 @@ from .models.sequential.base import NextItemRecommender, SequenceRanker
 from .models.sequential.gru4rec import GRU4Rec, GRU4RecConfig
 from .models.sequential.references import NextItemOracle, SequencePopularity
 from .models.sequential.sasrec import SASRec, SASRecConfig
-from .tokenizers.base import Tokenizer, TokenizerModule
+from .tokenizers.base import SoftCodes, Tokenizer, TokenizerModule
 from .tokenizers.health import (attribute_purity, attribute_scores, code_case_study, code_usage, collision_rate,
                                 compare_tokenizers, health_summary, level_entropy, level_health, unique_fraction)
 from .tokenizers.fusion import CollaborativeFusion, FusionConfig
@@ -91,14 +92,14 @@ __all__ = [
     "gini", "cold_start_profile", "ChoiceModel", "PAD", "SequenceData", "sequence_split", "sequence_table", "tie_report",
     # evaluation
     "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc", "gauc_report", "weighted_auc",
-    "auc_by_stratum", "paired_bootstrap_auc",
+    "auc_by_stratum", "paired_bootstrap_auc", "log_loss",
     "t_halfwidth", "bootstrap_ci", "paired_test", "EarlyStopping",
     "NextItemReport", "chance_next_item", "evaluate_next_item", "rank_metrics", "target_ranks",
     # training
     "TrainConfig", "Trainable", "Batch", "StepOutput", "FitResult",
     # tokenizers
     "QuantizerConfig", "QuantizerOutput", "ResidualQuantizer", "quantize_group", "kmeans", "nearest_code",
-    "rotate_onto", "SoftIndex", "soft_index",
+    "rotate_onto", "SoftIndex", "soft_index", "SoftCodes",
     "soft_assignment", "sparsity_kl", "diversity_loss", "orthogonal_loss", "weighted_mean",
     "Tokenizer", "TokenizerModule", "RQVAE", "RQVAEConfig", "RQVAEOutput", "forward_group",
     "MMQConfig", "MMQOutput", "MMQTokenizer", "LETTER", "LETTERConfig", "CollaborativeFusion", "FusionConfig", "RQKMeans", "ProductQuantizer", "OPQ",
@@ -114,6 +115,7 @@ __all__ = [
     "NextItemRecommender", "SequenceRanker", "SASRec", "SASRecConfig", "GRU4Rec", "GRU4RecConfig", "SequencePopularity", "NextItemOracle",
     "CodeTrie", "BeamResult", "beam_search", "Generator", "GeneratorConfig", "GENERATOR_SIZES", "generator_config",
     "history_tokens", "ItemCodes", "item_codes", "resolve_collisions", "last_level_cost", "collaborative_embeddings",
+    "CTRConfig", "CTRModel", "CTRReport", "SoftCoder", "id_change_report", "matched_dim",
     # analysis
     "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
     "tune_model", "cold_start_metrics", "chance_metrics", "reference_runs", "cold_start_summary", "calibration_row",

@@ -1,4 +1,4 @@
-"""CTR metrics: AUC, group AUC (GAUC) under an explicit weighting, AUC per item stratum, and a paired bootstrap
+"""CTR metrics: AUC, log loss, group AUC (GAUC) under an explicit weighting, AUC per item stratum, and a paired bootstrap
 over users for AUC differences.
 
 * **AUC** is the Mann-Whitney statistic: the share of (positive, negative) pairs the scores order correctly, a
@@ -45,6 +45,16 @@ def weighted_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | N
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (Mann-Whitney, ties count one half). ``labels``: 0/1 ``(n,)``."""
     return weighted_auc(labels, scores)
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy of click probabilities (clipped to ``[eps, 1 - eps]``)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), eps, 1 - eps)
+    if y.shape != p.shape or y.ndim != 1 or not len(y):
+        raise ValueError(f"labels and probabilities must be non-empty (n,) arrays of one length, got {y.shape} "
+                         f"and {p.shape}")
+    return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean())
 
 
 def _per_user(users, labels, scores) -> pd.DataFrame:

@@ -3,4 +3,4 @@ recommenders (MF-BPR, LightGCN, VBPR, FREEDOM) on their shared pieces (adjacency
 losses), MoToRec, the next-item models (:mod:`.sequential`: SASRec, GRU4Rec and their references) and generative
 retrieval (:mod:`.generative`: the code trie, constrained beam search, the T5 generator). Importing the package
 registers every model."""
-from . import baselines, freedom, generative, lightgcn, mf, motorec, oracle, sequential, vbpr  # noqa: F401
+from . import baselines, ctr, freedom, generative, lightgcn, mf, motorec, oracle, sequential, vbpr  # noqa: F401

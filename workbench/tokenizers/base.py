@@ -14,7 +14,7 @@ updates after an optimizer step), and set ``K`` and ``L``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -57,6 +57,16 @@ def check_features(X, weights=None, input_dim: int | None = None) -> tuple[np.nd
         if weights.shape != (len(X),) or not np.isfinite(weights).all() or (weights < 0).any():
             raise ValueError(f"weights must be {len(X)} finite non-negative numbers, got shape {weights.shape}")
     return X, weights
+
+
+class SoftCodes(NamedTuple):
+    """A tokenizer's differentiable ids for behavior-aware fine-tuning (MMQ eq. 15-18): ``ind`` ``(B, L, K)``
+    one-hot forward with the soft index's gradient, ``codes`` ``(B, L)`` the hard ids (equal to ``encode``), and
+    the tokenizer's own reconstruction ``losses`` (``recon``, ``aux``; unweighted batch means) that eq. 19 keeps."""
+
+    ind: torch.Tensor
+    codes: torch.Tensor
+    losses: dict[str, torch.Tensor]
 
 
 class Tokenizer:
@@ -170,6 +180,11 @@ class TokenizerModule(nn.Module, Tokenizer, Trainable):
         """The quantizers' state updates from one training forward's output; returns the codes reset. ``shared``:
         the batch is the same on every process (see :meth:`~workbench.tokenizers.quantizer.ResidualQuantizer.update`)."""
         raise NotImplementedError
+
+    def soft_codes(self, x: torch.Tensor, tau: float = 1.0) -> SoftCodes:
+        """The soft-index ids of a feature batch ``x`` ``(B, F)`` (:class:`SoftCodes`), with gradients reaching
+        the encoder and the codebooks."""
+        raise NotImplementedError(f"{type(self).__name__} has no soft index (behavior-aware fine-tuning)")
 
     def encode(self, X):
         """Codes ``(n, L)`` (int64) of features ``X`` ``(n, F)``: an array for an array, a tensor (on the

@@ -18,7 +18,9 @@ Our readings where the paper is silent: experts are two-layer MLPs and the ortho
 first-layer weights (eq. 11 names one ``d x d`` matrix per expert); each expert's latent is L2-normalised
 before its cosine lookup and the fused ``z`` of eq. 4 and 9 is built from these unit latents (with raw latents
 their norms drifted far from the codes and training diverged); codebooks learn by the usual VQ codebook and
-commitment losses; squared errors are averaged over dimensions.
+commitment losses; squared errors are averaged over dimensions. ``distance="l2"`` swaps the cosine codebooks for
+L2 ones (nearest code by Euclidean distance, latents not normalised): MMQ Table 2's "w/o cosine quantizer".
+Behavior-aware fine-tuning (section 3.3) reads the experts through :meth:`MMQTokenizer.soft_codes`.
 """
 from __future__ import annotations
 
@@ -30,11 +32,11 @@ from torch import nn
 
 from ..core.config import resolve_config
 from .modalities import modality_slices
-from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group
+from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group, soft_index
 from .regularizers import orthogonal_loss, weighted_mean
 from ..core import distributed as dist
 from ..core.layers import hidden_sizes, mlp
-from .base import TokenizerModule
+from .base import SoftCodes, TokenizerModule
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,12 @@ class MMQConfig:
     gamma: float = 0.005
     commitment: float = 0.25
     dead_code_threshold: float = 0.0
+    distance: str = "cosine"    # eq. 7's cosine codebooks; "l2" is Table 2's "w/o cosine quantizer"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", hidden_sizes(self.hidden, "MMQConfig"))
+        if self.distance not in ("cosine", "l2"):
+            raise ValueError(f"MMQConfig.distance must be 'cosine' or 'l2', got {self.distance!r}")
 
 
 class MMQOutput(NamedTuple):
@@ -87,7 +92,7 @@ class MMQTokenizer(TokenizerModule):
         self.specific = nn.ModuleDict({m: nn.ModuleList([mlp([d, *c.hidden, c.D]) for _ in range(c.n_specific)])
                                        for m, d in self.modality_dims.items()})
         self.gates = nn.ModuleDict({m: mlp([d, *c.hidden, c.n_specific]) for m, d in self.modality_dims.items()})
-        qcfg = QuantizerConfig(D=c.D, L=1, K=c.K, distance="cosine", beta=c.commitment,
+        qcfg = QuantizerConfig(D=c.D, L=1, K=c.K, distance=c.distance, beta=c.commitment,
                                dead_code_threshold=c.dead_code_threshold)
         self.quantizers = nn.ModuleList([ResidualQuantizer(qcfg) for _ in range(self.n_experts)])
         self.decoder = mlp([c.D, *reversed(c.hidden), total])
@@ -106,8 +111,8 @@ class MMQTokenizer(TokenizerModule):
         return self.n_experts
 
     def _experts(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """Expert latents in code order (shared, then each modality's) ``[(B, D)]``, as their cosine quantizers
-        see them (unit length), and gates ``(B, N_m)``."""
+        """Expert latents in code order (shared, then each modality's) ``[(B, D)]``, as their quantizers see them
+        (unit length with cosine codebooks), and gates ``(B, N_m)``."""
         latents = [expert(x) for expert in self.shared]
         gates = {}
         for m, experts in self.specific.items():
@@ -132,15 +137,8 @@ class MMQTokenizer(TokenizerModule):
         outs = quantize_group(list(self.quantizers), latents)  # every expert's quantizer in one batched pass
         codes = torch.cat([o.codes for o in outs], dim=1)
         chosen = [o.quantized for o in outs]  # straight-through per expert: z + sg(q - z)
-        z = self._fuse(latents, gates)
-        z_q = self._fuse(chosen, gates)  # forward value: the chosen codes (eq. 8)
-        recon = self.decoder(z + (z_q - z).detach())  # eq. 9
-        per_item = {"recon": c.alpha * ((x - recon) ** 2).mean(-1)}
-        aux = torch.zeros(len(x), device=x.device)
-        for k, m in enumerate(self.specific):  # eq. 10
-            part = torch.stack(chosen[c.n_shared + k * c.n_specific:c.n_shared + (k + 1) * c.n_specific]).sum(0)
-            aux = aux + ((x[:, self.slices[m]] - self.aux_decoders[m](part)) ** 2).mean(-1)
-        per_item["aux"] = c.beta * aux
+        z, z_q, recon, recon_err, aux = self._reconstruction_errors(x, latents, chosen, gates)
+        per_item = {"recon": c.alpha * recon_err, "aux": c.beta * aux}
         per_item["commitment"] = torch.stack([o.losses["commitment"] for o in outs]).sum(0)
         per_item["codebook"] = torch.stack([o.losses["codebook"] for o in outs]).sum(0)
         losses = {name: weighted_mean(v, weights) for name, v in per_item.items()}
@@ -149,6 +147,32 @@ class MMQTokenizer(TokenizerModule):
         if not dist.is_distributed() and not torch.isfinite(total):  # (see rqvae.forward_group)
             raise FloatingPointError(f"MMQ loss is {total.item()}: training diverged; lower the learning rate")
         return MMQOutput(codes, recon, z, z_q, gates, losses, total, torch.cat([o.residuals for o in outs]))
+
+    def _reconstruction_errors(self, x: torch.Tensor, latents: list[torch.Tensor], chosen: list[torch.Tensor],
+                               gates: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The fused latent and quantized vectors ``(B, D)`` (eq. 4, 8), the reconstruction ``(B, F)`` and the
+        per-item errors of eq. 9 and eq. 10 ``(B,)`` from the experts'
+        latents and their chosen codes (straight-through values ``z + sg(q - z)``)."""
+        c = self.config
+        z = self._fuse(latents, gates)
+        z_q = self._fuse(chosen, gates)  # forward value: the chosen codes (eq. 8)
+        recon = self.decoder(z + (z_q - z).detach())  # eq. 9
+        aux = torch.zeros(len(x), device=x.device)
+        for k, m in enumerate(self.specific):  # eq. 10
+            part = torch.stack(chosen[c.n_shared + k * c.n_specific:c.n_shared + (k + 1) * c.n_specific]).sum(0)
+            aux = aux + ((x[:, self.slices[m]] - self.aux_decoders[m](part)) ** 2).mean(-1)
+        return z, z_q, recon, ((x - recon) ** 2).mean(-1), aux
+
+    def soft_codes(self, x: torch.Tensor, tau: float = 1.0) -> SoftCodes:
+        """Behavior-aware fine-tuning (eq. 15-18): every expert's soft index over its whole codebook, all experts
+        in one batched lookup; ``losses`` are eq. 9 and eq. 10 unweighted (eq. 19 weighs them)."""
+        latents, gates = self._experts(x)
+        books = torch.stack([q.codebooks[0] for q in self.quantizers])  # (E, K, D)
+        index = soft_index(torch.stack(latents), books, tau, self.config.distance)  # (E, B, K)
+        picked = index.ind @ books  # (E, B, D): the chosen codes forward, the soft mixture's gradient backward
+        chosen = [z + (p - z).detach() for z, p in zip(latents, picked)]  # as in stage 1 (eq. 9-10)
+        *_, recon_err, aux = self._reconstruction_errors(x, latents, chosen, gates)
+        return SoftCodes(index.ind.transpose(0, 1), index.hard.T, {"recon": recon_err.mean(), "aux": aux.mean()})
 
     def orthogonal_penalty(self) -> torch.Tensor:
         """eq. 11-13 over the experts' first-layer weights (shared group + each modality's group)."""

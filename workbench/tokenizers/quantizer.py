@@ -396,23 +396,32 @@ def quantize_group(quantizers: list[ResidualQuantizer], zs: list[torch.Tensor]) 
 
 
 class SoftIndex(NamedTuple):
-    """``ind`` ``(B, K)``: one-hot in the forward pass, softmax gradient in the backward pass (MMQ eq. 18);
-    ``hard`` ``(B,)`` the chosen code (eq. 17); ``soft`` ``(B, K)`` the tempered softmax (eq. 16)."""
+    """``ind`` ``(..., B, K)``: one-hot in the forward pass, softmax gradient in the backward pass (MMQ eq. 18);
+    ``hard`` ``(..., B)`` the chosen code (eq. 17); ``soft`` ``(..., B, K)`` the tempered softmax (eq. 16)."""
 
     ind: torch.Tensor
     hard: torch.Tensor
     soft: torch.Tensor
 
 
-def soft_index(z: torch.Tensor, codebook: torch.Tensor, tau: float = 1.0) -> SoftIndex:
-    """Soft-index straight-through lookup (MMQ eq. 15-18, after IBQ): cosine logits of ``z`` ``(B, D)``
-    against ``codebook`` ``(K, D)``, ``softmax(p / tau)``, hard argmax forward, soft gradient backward.
-    ``ind @ table`` then looks up a downstream embedding ``table`` ``(K, E)`` with gradients reaching ``z`` and
-    the codebook (behavior-aware fine-tuning)."""
+def soft_index(z: torch.Tensor, codebook: torch.Tensor, tau: float = 1.0, distance: str = "cosine") -> SoftIndex:
+    """Soft-index straight-through lookup (MMQ eq. 15-18, after IBQ): logits of ``z`` ``(..., B, D)`` against
+    ``codebook`` ``(..., K, D)`` (leading dimensions broadcast: several experts at once), ``softmax(p / tau)``,
+    hard argmax forward, soft gradient backward. ``ind @ table`` then looks up a downstream embedding ``table``
+    ``(K, E)`` with gradients reaching ``z`` and the codebook (behavior-aware fine-tuning).
+
+    ``distance="cosine"`` is eq. 15 (MMQ's cosine codebooks). ``"l2"`` (our extension to L2 quantizers such as
+    the RQ-VAE baselines) takes the negative squared distance as the logit, so that the hard index is the code
+    the quantizer itself picks (:func:`nearest_code`) and the exported ids do not change by switching to it."""
     if tau <= 0:
         raise ValueError(f"tau must be positive, got {tau}")
-    logits = F.normalize(z, dim=-1) @ F.normalize(codebook, dim=-1).T  # eq. 15
+    if distance == "cosine":
+        logits = F.normalize(z, dim=-1) @ F.normalize(codebook, dim=-1).transpose(-1, -2)  # eq. 15
+    elif distance == "l2":  # -||z - c||^2 up to a per-row constant (softmax and argmax ignore it)
+        logits = 2 * z @ codebook.transpose(-1, -2) - (codebook * codebook).sum(-1).unsqueeze(-2)
+    else:
+        raise ValueError(f"distance must be 'cosine' or 'l2', got {distance!r}")
     soft = torch.softmax(logits / tau, dim=-1)  # eq. 16
     hard = logits.argmax(-1)  # eq. 17
-    one_hot = F.one_hot(hard, codebook.shape[0]).to(soft.dtype)
+    one_hot = F.one_hot(hard, codebook.shape[-2]).to(soft.dtype)
     return SoftIndex(soft + (one_hot - soft).detach(), hard, soft)  # eq. 18

@@ -21,8 +21,8 @@ import torch
 from ..core.config import resolve_config
 from ..core import distributed as dist
 from ..core.layers import hidden_sizes, mlp
-from .base import TokenizerModule
-from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group, split_group, stack_group
+from .base import SoftCodes, TokenizerModule
+from .quantizer import QuantizerConfig, ResidualQuantizer, quantize_group, soft_index, split_group, stack_group
 from .regularizers import diversity_loss, soft_assignment, sparsity_kl, weighted_mean
 
 
@@ -103,6 +103,24 @@ class RQVAE(TokenizerModule):
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.quantizer.encode(self.encoder(x))
+
+    def soft_codes(self, x: torch.Tensor, tau: float = 1.0) -> SoftCodes:
+        """Behavior-aware fine-tuning of an RQ-VAE (MMQ Fig. 4): the soft index of each level's residual over that
+        level's codebook, with the quantizer's own distance (so the hard ids are ``encode``'s); the residual moves
+        on by the looked-up code, whose gradient reaches the earlier levels' codebooks too. ``losses``: the
+        reconstruction error (straight-through, as in training) and a zero ``aux`` (no modality decoders)."""
+        q = self.quantizer
+        z = q.normalize(self.encoder(x))
+        residual, total, inds, codes = z, torch.zeros_like(z), [], []
+        for level in range(q.config.L):
+            index = soft_index(residual, q.codebooks[level], tau, q.config.distance)
+            picked = index.ind @ q.codebooks[level]
+            residual, total = residual - picked, total + picked
+            inds.append(index.ind)
+            codes.append(index.hard)
+        recon = self.decoder(z + (total - z).detach())
+        return SoftCodes(torch.stack(inds, 1), torch.stack(codes, 1),
+                         {"recon": ((x - recon) ** 2).mean(), "aux": recon.new_zeros(())})
 
     def _reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantizer.decode(self._encode(x)))
