@@ -281,3 +281,17 @@ def test_fine_tuning_groups_items_that_users_treat_alike(name):
     assert _same_kind_share(alone.coder.encode(X), kind) > before + 0.15
     assert _same_kind_share(moved.coder.encode(X), kind) > before + 0.03
     np.testing.assert_array_equal(kept.coder.encode(X), codes)
+
+
+@pytest.mark.slow
+def test_bench_ctr_runs_both_sides_on_movielens():
+    import json
+
+    from workbench.bench.ctr import bench_ctr, linear_macs
+
+    assert linear_macs(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))) == 20
+    r = bench_ctr(epochs=1, n_seeds=1, K=16, finetune_epochs=1)
+    json.dumps(r)
+    assert r["train_rows"] == 81000 and r["ours_examples_per_s"] > 0 and r["deepctr_examples_per_s"] > 0
+    assert 0.6 < r["ours_auc"] < 0.9 and 0.6 < r["deepctr_auc"] < 0.9  # both learn (an id model is ~0.72)
+    assert r["finetune_flops_over_frozen"] > 1 and r["finetune_step_over_frozen"] > 0

@@ -33,6 +33,10 @@ plus noise). ``quantizer_only`` compares the two residual quantizers alone on th
 ``generate``: trie-constrained beam search on a Beauty-shaped catalogue with a TIGER-sized T5 against free decoding
 and ``transformers``' constrained ``generate`` (:mod:`workbench.bench.generate`).
 
+``ctr``: our CTR DNN against DeepCTR-Torch's (a benchmark-only dependency) on MovieLens 100K's chronological CTR
+split, training examples/s and test AUC over three seeds, and a behavior-aware fine-tuning step's time over a
+frozen-id step's (:mod:`workbench.bench.ctr`).
+
 ``--seeds 0-9`` (or ``0,3,7``) runs a benchmark once per seed and prints ``{"runs": [...], "summary": ...}``;
 the tokenizer summary holds, per feature set, the paired differences ours - theirs of each level's entropy
 with 95% t-intervals, the colliding items summed over the seeds and the range of the throughput ratio; the

@@ -16,6 +16,7 @@ from . import __doc__ as DOC
 from .amazon23 import bench_amazon23, summarize_amazon23
 from .baby import bench_baby
 from .cemg import bench_cemg_study
+from .ctr import bench_ctr
 from .beauty import bench_beauty, bench_beauty_generator, bench_yelp
 from .eval import bench_eval
 from .generate import bench_generate
@@ -27,7 +28,8 @@ from .tokenizer import bench_tokenizer, summarize_tokenizer
 BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_graph,
               "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23,
               "tune": bench_tune, "motorec-study": bench_motorec_study, "generate": bench_generate,
-              "beauty": bench_beauty, "cemg-study": bench_cemg_study, "beauty-generator": bench_beauty_generator, "yelp": bench_yelp}
+              "beauty": bench_beauty, "cemg-study": bench_cemg_study, "beauty-generator": bench_beauty_generator, "yelp": bench_yelp,
+              "ctr": bench_ctr}
 
 
 def parse_seeds(text: str) -> list[int]:
