@@ -151,6 +151,6 @@ class ItemFeatures(nn.Module):
             out = self.coder(self.content[unique], tau)
             tables = self.table.weight.view(self.L, self.K, self.dim)
             emb = torch.einsum("ulk,lkd->ud", out.ind, tables)
-            return emb[inverse], out.losses
+            return emb.index_select(0, inverse), out.losses  # index_select: a deterministic backward on a CPU
         emb = self.table(self.rows[items])                                     # (B, L, dim)
         return (emb.flatten(1) if self.mode == "concat" else emb.sum(1)), {}

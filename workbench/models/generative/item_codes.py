@@ -37,7 +37,29 @@ class ItemCodes(NamedTuple):
 
 @torch.no_grad()
 def last_level_cost(tokenizer, X: np.ndarray) -> np.ndarray:
-    """``(n, K)`` the squared distance of each item's last residual to every code of the last level."""
+    """``(n, K)`` the squared distance of each item's last residual to every code of the last level: the last
+    level of a residual tokenizer (RQ-VAE, LETTER), the last expert of an MMQ tokenizer (unit latent against unit
+    codes with its cosine codebook), the last part of a modality-separated tokenizer."""
+    from ...tokenizers.mmq import MMQTokenizer
+    from ...tokenizers.modalities import ModalitySeparated
+
+    if isinstance(tokenizer, ModalitySeparated):
+        part, cols = list(tokenizer.parts.values())[-1]
+        return last_level_cost(part, np.asarray(X)[:, cols])
+    if isinstance(tokenizer, MMQTokenizer):
+        was = tokenizer.training
+        tokenizer.eval()
+        device = next(tokenizer.parameters()).device
+        q = tokenizer.quantizers[-1]
+        parts = []
+        for s in range(0, len(X), 4096):
+            latents, _ = tokenizer._experts(torch.as_tensor(X[s:s + 4096], dtype=torch.float32, device=device))
+            book = q.codebooks[0]
+            if q.config.distance == "cosine":
+                book = torch.nn.functional.normalize(book, dim=-1)
+            parts.append((torch.cdist(latents[-1], book) ** 2).cpu())
+        tokenizer.train(was)
+        return torch.cat(parts).numpy()
     z = torch.as_tensor(tokenizer.latents(X))
     q = tokenizer.quantizer
     z = q.normalize(z.to(q.codebooks.device))
@@ -61,7 +83,8 @@ def resolve_collisions(raw: np.ndarray, K: int, method: str = "reassign", cost: 
 
 
 def item_codes(tokenizer, X: np.ndarray, collisions: str = "reassign") -> ItemCodes:
-    """Encode ``X`` with a fitted residual tokenizer (RQ-VAE, LETTER) and make the tuples unique."""
+    """Encode ``X`` with a fitted tokenizer (RQ-VAE, LETTER, MMQ, modality-separated; any tokenizer with
+    ``collisions="level"``) and make the tuples unique."""
     raw = tokenizer.encode(X)
     cost = last_level_cost(tokenizer, X) if collisions == "reassign" else None
     codes, sizes = resolve_collisions(raw, tokenizer.K, collisions, cost)
