@@ -39,7 +39,8 @@ class ItemCodes(NamedTuple):
 def last_level_cost(tokenizer, X: np.ndarray) -> np.ndarray:
     """``(n, K)`` the squared distance of each item's last residual to every code of the last level: the last
     level of a residual tokenizer (RQ-VAE, LETTER), the last expert of an MMQ tokenizer (unit latent against unit
-    codes with its cosine codebook), the last part of a modality-separated tokenizer."""
+    codes with its cosine codebook), the last part of a modality-separated tokenizer; for RQ-KMeans and OPQ the
+    squared reconstruction error with the last code replaced by each code."""
     from ...tokenizers.mmq import MMQTokenizer
     from ...tokenizers.modalities import ModalitySeparated
 
@@ -60,12 +61,25 @@ def last_level_cost(tokenizer, X: np.ndarray) -> np.ndarray:
             parts.append((torch.cdist(latents[-1], book) ** 2).cpu())
         tokenizer.train(was)
         return torch.cat(parts).numpy()
+    if not hasattr(tokenizer, "quantizer") and hasattr(tokenizer, "decode"):  # k-means tokenizers: RQ-KMeans, OPQ
+        return _decode_cost(tokenizer, np.asarray(X, dtype=np.float32))
     z = torch.as_tensor(tokenizer.latents(X))
     q = tokenizer.quantizer
     z = q.normalize(z.to(q.codebooks.device))
     codes = q.encode(z)
     residual = z - q.decode(codes[:, :-1]) if codes.shape[1] > 1 else z
     return (torch.cdist(residual, q.codebooks[-1]) ** 2).cpu().numpy()
+
+
+def _decode_cost(tokenizer, X: np.ndarray) -> np.ndarray:
+    """``(n, K)`` the squared reconstruction error of each item with its last code replaced by each code (for
+    tokenizers that decode codes to features without a latent quantizer)."""
+    codes = tokenizer.encode(X)
+    out = np.empty((len(X), tokenizer.K), dtype=np.float32)
+    for k in range(tokenizer.K):  # a loop over the K codes, each a vectorised decode of the whole catalogue
+        codes[:, -1] = k
+        out[:, k] = ((X - tokenizer.decode(codes)) ** 2).sum(1)
+    return out
 
 
 def resolve_collisions(raw: np.ndarray, K: int, method: str = "reassign", cost: np.ndarray | None = None
