@@ -13,7 +13,10 @@ from .analysis.generative import (MAIN_MODELS, TOKENIZERS, GenerativeStudyConfig
                                   level_accuracy, mean_and_ci, next_item_table, run_next_item, tokenize,
                                   train_generator)
 from .analysis.lab import LabConfig, lab_config
-from .analysis.plots import (LiveCurves, knn_agreement, plot_bars_ci, plot_efficiency, plot_parameter_panels, plot_code_map, plot_code_usage, plot_cold_map, plot_cold_start,
+from .analysis.mmq import (MMQData, MMQStudyConfig, evaluate_method, feature_modes, finetune_rank,
+                           finetune_retrieve, make_tokenizer, mmq_data, mmq_grid, mmq_study_config, mmq_table,
+                           quantization_metrics, rank, ranking_grid, retrieve)
+from .analysis.plots import (LiveCurves, knn_agreement, plot_bars_ci, plot_efficiency, plot_metric_lines, plot_parameter_panels, plot_code_map, plot_code_usage, plot_cold_map, plot_cold_start,
                              plot_degree_distribution,
                              plot_embedding_map, plot_item_grid, plot_sensitivity, plot_stratum_metrics, plot_timing,
                              plot_training_curves, project_2d)
@@ -47,6 +50,7 @@ from .models.content_graph import content_graph, knn_graph
 from .models.ctr import CTRConfig, CTRModel, CTRReport, SoftCoder, id_change_report, matched_dim
 from .models.freedom import FREEDOM, FreedomConfig
 from .models.generative.beam import BeamResult, beam_search
+from .models.generative.finetune import SoftIdGenerator
 from .models.generative.item_codes import (ItemCodes, collaborative_embeddings, item_codes, last_level_cost,
                                           resolve_collisions)
 from .models.generative.generator import GENERATOR_SIZES, Generator, GeneratorConfig, generator_config, history_tokens
@@ -115,7 +119,7 @@ __all__ = [
     "NextItemRecommender", "SequenceRanker", "SASRec", "SASRecConfig", "GRU4Rec", "GRU4RecConfig", "SequencePopularity", "NextItemOracle",
     "CodeTrie", "BeamResult", "beam_search", "Generator", "GeneratorConfig", "GENERATOR_SIZES", "generator_config",
     "history_tokens", "ItemCodes", "item_codes", "resolve_collisions", "last_level_cost", "collaborative_embeddings",
-    "CTRConfig", "CTRModel", "CTRReport", "SoftCoder", "id_change_report", "matched_dim",
+    "CTRConfig", "CTRModel", "CTRReport", "SoftCoder", "id_change_report", "matched_dim", "SoftIdGenerator",
     # analysis
     "LabConfig", "lab_config", "StudyConfig", "study_config", "Run", "train_model", "run_table", "summarize",
     "tune_model", "cold_start_metrics", "chance_metrics", "reference_runs", "cold_start_summary", "calibration_row",
@@ -124,7 +128,10 @@ __all__ = [
     "GenerativeStudyConfig", "generative_study_config", "generative_data", "TOKENIZERS", "ItemTokens", "tokenize",
     "NextItemRun", "run_next_item", "train_generator", "next_item_table", "level_accuracy", "invalid_rate",
     "beam_agreement", "generation_table", "exact_ranks", "cold_diagnosis", "MAIN_MODELS", "cemg_ablations", "cemg_sensitivity", "generative_grid",
-    "mean_and_ci", "plot_bars_ci", "plot_efficiency", "plot_parameter_panels",
+    "mean_and_ci", "plot_bars_ci", "plot_efficiency", "plot_parameter_panels", "plot_metric_lines",
+    "MMQData", "MMQStudyConfig", "mmq_study_config", "mmq_data", "make_tokenizer", "quantization_metrics", "rank",
+    "finetune_rank", "retrieve", "finetune_retrieve", "evaluate_method", "feature_modes", "ranking_grid",
+    "mmq_grid", "mmq_table",
     "compare_runs", "restricted_report", "evaluation_strata",
     "LiveCurves", "knn_agreement", "plot_cold_start", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
     "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",

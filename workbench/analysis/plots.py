@@ -344,6 +344,21 @@ def plot_bars_ci(summary: pd.DataFrame, columns, axes=None, reference: dict[str,
     return fig
 
 
+def plot_metric_lines(summary: pd.DataFrame, x, columns, axes=None, xlabel: str = ""):
+    """One panel per column: the rows of ``summary`` (as :func:`~workbench.analysis.generative.mean_and_ci`
+    gives them) as a line over ``x`` (one value per row), with the 95% interval (``<column> ci``) as error bars
+    (MMQ Fig. 5: metrics against the id length)."""
+    fig, axes = _panels(axes, len(columns), (3.2, 2.9))
+    for ax, col in zip(axes, columns):
+        err = summary[f"{col} ci"] if f"{col} ci" in summary else None
+        ax.errorbar(list(x), summary[col], yerr=err, marker="o", capsize=3)
+        ax.set_xticks(list(x))
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
 def plot_efficiency(timing: pd.DataFrame, stages, rate: str = "test users/s", ax=None):
     """CEMG Fig. 3: stacked bars of training seconds per stage (rows: models, ``stages``: columns) with the
     inference speed ``rate`` as a line on a second axis."""

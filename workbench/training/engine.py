@@ -1,5 +1,5 @@
-"""The training engine: one loop for every model family (tokenizers, graph recommenders, and the sequence and CTR
-models to come), on a CPU or a GPU, in one process or several (``torchrun``, DistributedDataParallel).
+"""The training engine: one loop for every model family (tokenizers, graph recommenders, the sequence, generative and
+CTR models), on a CPU or a GPU, in one process or several (``torchrun``, DistributedDataParallel).
 
 A model joins by subclassing :class:`Trainable` and filling in its hooks. Per epoch the loop:
 

@@ -1,0 +1,35 @@
+"""The MMQ study's building blocks (notebook 04 runs the whole grid under the smoke profile)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import workbench as wb
+
+
+@pytest.fixture(scope="module")
+def data():
+    return wb.mmq_data(wb.load_synthetic("smoke"))
+
+
+def test_every_method_gives_six_codes_of_K(data):
+    study = wb.mmq_study_config("smoke")
+    for method in ("ma-rq-kmeans", "ms-opq", "ms-rq-vae", "mmq"):
+        tok, seconds = wb.make_tokenizer(method, data, study, seed=0)
+        codes = tok.encode(data.X)
+        assert codes.shape == (len(data.X), 6) and codes.max() < study.K and seconds >= 0, method
+        q = wb.quantization_metrics(tok, data.X)
+        assert 0 < q["utilization"] <= 1 and 0 <= q["entropy"] <= np.log2(study.K) + 1e-9, method
+    with pytest.raises(ValueError, match="unknown method"):
+        wb.make_tokenizer("ma-vq", data, study)
+
+
+def test_mmq_table_means_and_intervals_by_hand():
+    rows = pd.DataFrame({"part": ["main"] * 4 + ["other"], "method": ["a", "a", "b", "b", "a"],
+                         "seed": [0, 1, 0, 1, 0], "auc": [0.6, 0.7, 0.5, np.nan, 0.9],
+                         "gauc": [1.0, 1.0, 0.2, 0.4, 0.0], "recon": [np.nan] * 5})
+    table = wb.mmq_table(rows, "main", ("auc", "gauc", "recon"))
+    assert list(table.index) == ["a", "b"] and table.loc["a", "seeds"] == 2
+    assert table.loc["a", "auc"] == pytest.approx(0.65) and table.loc["b", "auc"] == pytest.approx(0.5)
+    assert table.loc["a", "gauc ci"] == pytest.approx(0.0)
+    assert table.loc["b", "gauc ci"] == pytest.approx(12.706 * 0.1, rel=1e-3)   # t_{1, 0.975} * sd / sqrt(2)
+    assert np.isnan(table.loc["a", "recon"])                                     # a method without that column
