@@ -8,7 +8,9 @@ downstream tasks.
   (:func:`~workbench.data.ctr.ctr_data`) with the user id, the item id and the ids' per-position embeddings summed
   (``"sum"``); the item-id PPNet alone is MMQ Table 1's "PPNet" row. AUC, GAUC, AUC on head / tail / cold items.
 * **Generative retrieval**: the generator of notebook 03 (T5 from scratch, trie-constrained beam search) over each
-  tokenizer's ids, collisions reassigned on the last position (length kept); Recall and NDCG at 5 and 10.
+  tokenizer's ids, collisions reassigned on the last position (length kept), or, where more items share a prefix
+  than the last position has codes (items with identical features), TIGER's extra level (``collisions`` column);
+  Recall and NDCG at 5 and 10.
 * **Behavior-aware fine-tuning** (MMQ's full model, and RQ-VAE in Fig. 4): for ranking, the frozen-id PPNet
   warm-starts a soft-index PPNet, the temperature chosen on validation AUC among ``taus``
   (:meth:`~workbench.models.ctr.CTRModel.finetune`); for retrieval, the frozen-id generator warm-starts
@@ -228,7 +230,10 @@ def finetune_retrieve(gen: Generator, tok, data: MMQData, study: MMQStudyConfig,
     soft = SoftIdGenerator(gen, tok, data.X, tau=tau, tokenizer_lr=study.tokenizer_lr, valid_users=study.valid_users)
     soft.fit(data.sequences, epochs=study.retrieval_finetune_epochs, batch_size=study.generator_batch,
              lr=study.generator_lr, seed=seed, progress=False)
-    new, codes, change = soft.export()
+    try:
+        new, codes, change = soft.export()
+    except ValueError as err:  # the fine-tuned ids collide beyond what the last position can take apart
+        return gen, {"gen_ft_error": str(err)}
     settled, metrics = retrieve(codes.codes, codes.sizes, data, study, seed, generator=new,
                                 epochs=study.settle_epochs)
     return settled, {**metrics, **{f"gen_ft_{k}": v for k, v in change.items()}}
@@ -242,9 +247,13 @@ def evaluate_method(name: str, tok, data: MMQData, study: MMQStudyConfig, seed: 
     q = quantization_metrics(tok, data.X)
     base = {"method": name, "seed": seed, **q, "tokenizer_seconds": seconds, "id_length": tok.L}
     if retrieval:  # unique ids for the trie (ranking reads the raw ids: the item id tells colliding items apart)
-        ids = item_codes(tok, data.X, "reassign")
+        try:
+            ids = item_codes(tok, data.X, "reassign")
+        except ValueError:  # more items share a prefix than the last position has codes: TIGER's extra level
+            ids = item_codes(tok, data.X, "level")
         raw = ids.raw
-        base["collision_rate_after"] = ids.report["collision_rate_after"]
+        base.update(collisions=ids.report["collisions"], collision_rate_after=ids.report["collision_rate_after"],
+                    id_length=ids.codes.shape[1])
     else:
         raw = tok.encode(data.X)
     model, ranking = rank(data, study, seed, raw, tok.K)
@@ -287,6 +296,8 @@ def mmq_grid(dataset: RecDataset | MMQData, study: MMQStudyConfig, seed: int, pa
         for name, options in study.ablations.items():
             tok, seconds = make_tokenizer("mmq", data, study, seed, **options)
             add("ablation", evaluate_method(name, tok, data, study, seed, finetune=True, seconds=seconds))
+    if "features" in parts and "main" not in parts:
+        add("features", feature_modes(make_tokenizer("mmq", data, study, seed)[0], data, study, seed))
     sweep = study.sweep_retrieval == "all" or seed == study.seeds[0]
     if "length" in parts:
         for length in study.lengths:  # (6 is trained again: every length under one protocol in this part)

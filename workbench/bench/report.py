@@ -15,7 +15,7 @@ from ..core.paths import repo_root
 from ..core.storage import atomic_path
 
 ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study", "generate",
-         "cemg-study", "beauty", "beauty-generator", "yelp", "ctr")
+         "cemg-study", "beauty", "beauty-generator", "yelp", "ctr", "mmq-study", "mmq-movielens")
 README_START, README_END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 # MoToRec's Table 2 (LightGCN and MF-BPR on Baby, MMRec's split): R@10, R@20, N@10, N@20
 PAPER_BABY = {"lightgcn": (0.0479, 0.0754, 0.0257, 0.0328), "mf-bpr": (0.0357, 0.0575, 0.0192, 0.0249)}
@@ -307,11 +307,43 @@ def render_ctr(result: dict) -> str:
         _provenance(result), "", *rows, ""])
 
 
+def render_mmq_study(result: dict) -> str:
+    runs = _runs(result)
+    main = study_rows(result, "main")
+    columns = ("recon", "entropy", "auc", "gauc", "auc_tail", "recall@10", "ndcg@10")
+    headers = ("recon MSE", "entropy (bits)", "AUC", "GAUC", "AUC, tail items", "HR@10", "NDCG@10")
+    ablation = study_rows(result, "ablation")
+    ablation = ablation[ablation["method"].str.endswith("+ft")]
+    return "\n".join([
+        "## MMQ's tables (`mmq-study`)", "",
+        f"Notebook 04's grids on the {runs[0]['profile']} synthetic catalogue: every tokenizer's ids (length 6, "
+        f"K = {runs[0]['study']['K']}) through a PPNet (chronological CTR split) and the T5 generator (leave-one-out); "
+        "`+ft` rows are behavior-aware fine-tuned. Mean ± 95% t-interval over the seeds.", "", _provenance(result), "",
+        *_study_table(main, "method", columns, headers, seeds=True), "", "Ablations (fine-tuned):", "",
+        *_study_table(ablation, "method", columns, headers, seeds=True), ""])
+
+
+def render_mmq_movielens(result: dict) -> str:
+    lines = ["## MMQ's ranking on MovieLens (`mmq-movielens`)", "",
+             "The PPNet over each tokenizer's ids on real ratings (chronological CTR split; MiniLM title and genre "
+             "vectors and the genre multi-hot). Mean ± 95% t-interval over the seeds.", "", _provenance(result), ""]
+    for name in ("ml-100k", "ml-latest-small"):
+        rows = study_rows(result, name)
+        if rows.empty:
+            continue
+        lines += [f"{name}:", "", *_study_table(rows, "method", ("auc", "gauc", "auc_tail", "auc_cold"),
+                                                ("AUC", "GAUC", "AUC, tail items", "AUC, cold items"), seeds=True), ""]
+    return "\n".join(lines)
+
+
 def _cell(values) -> str:
     """Mean over seeds, with the 95% t-interval's half-width when there are two or more."""
     from ..evaluation.statistics import t_halfwidth
 
     values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]  # a column a row has no value for (the item-id PPNet's retrieval)
+    if not len(values):
+        return "-"
     if len(values) < 2:
         return f"{values.mean():.4f}"
     return f"{values.mean():.4f} ± {t_halfwidth(values):.4f}"
@@ -324,7 +356,7 @@ def _study_table(frame, key: str, columns, headers, seeds: bool = False) -> list
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, group in frame.groupby(key, sort=False):
         lines.append(f"| {label} | " + (f"{len(group)} | " if seeds else "")
-                     + " | ".join(_cell(group[c]) for c in columns) + " |")
+                     + " | ".join(_cell(group[c] if c in group else []) for c in columns) + " |")
     return lines
 
 
@@ -442,7 +474,7 @@ RENDERERS = {"eval": render_eval, "graph": render_graph, "graph-ablations": rend
              "tokenizer": render_tokenizer, "baby": render_baby, "amazon23": render_amazon23, "tune": render_tune,
              "motorec-study": render_motorec_study, "generate": render_generate, "cemg-study": render_cemg_study,
              "beauty": render_beauty, "beauty-generator": render_beauty_generator, "yelp": render_yelp,
-             "ctr": render_ctr}
+             "ctr": render_ctr, "mmq-study": render_mmq_study, "mmq-movielens": render_mmq_movielens}
 
 
 def render_benchmarks(results: dict[str, dict]) -> str:
@@ -508,6 +540,13 @@ def render_summary(results: dict[str, dict]) -> str:
         rows.append(f"| `ctr` | CTR DNN training on MovieLens 100K | {c['ratio']:.1f}x DeepCTR-Torch's examples/s, "
                     f"AUC {c['ours_auc']:.4f} | DeepCTR-Torch's AUC {c['deepctr_auc']:.4f}; a fine-tuning step "
                     f"{c['finetune_step_over_frozen']:.1f}x a frozen one |")
+    if "mmq-study" in results:
+        main = study_rows(results["mmq-study"], "main").groupby("method", sort=False)
+        auc = {m: _cell(g["auc"]) for m, g in main}
+        hr = {m: _cell(g["recall@10"].dropna()) for m, g in main if g["recall@10"].notna().any()}
+        rows.append(f"| `mmq-study` | CTR AUC / next-item HR@10 with MMQ's fine-tuned ids, "
+                    f"{_runs(results['mmq-study'])[0]['profile']} catalogue | {auc['mmq+ft']} / {hr['mmq+ft']} | "
+                    f"item-id PPNet AUC {auc['ppnet']}; MA-RQ-VAE {auc['ma-rq-vae']} / {hr['ma-rq-vae']} |")
     return "\n".join(rows)
 
 

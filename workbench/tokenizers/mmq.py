@@ -121,6 +121,11 @@ class MMQTokenizer(TokenizerModule):
             gates[m] = torch.softmax(self.gates[m](e_m), dim=-1)  # eq. 5-6 (the last layer's bias is b_m)
         return [q.normalize(z) for q, z in zip(self.quantizers, latents)], gates
 
+    def expert_latents(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """Every expert's latent as its quantizer sees it ``[(B, D)]`` (shared first, then each modality's) and
+        each modality's gates ``(B, N_m)``, for a feature batch ``x`` ``(B, F)``."""
+        return self._experts(x)
+
     def _fuse(self, parts: list[torch.Tensor], gates: dict[str, torch.Tensor]) -> torch.Tensor:
         """eq. 4 / eq. 8: shared parts summed, specific parts weighted by their modality's gates."""
         n_s, n_m = self.config.n_shared, self.config.n_specific
