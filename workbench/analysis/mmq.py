@@ -227,12 +227,13 @@ def retrieve(codes: np.ndarray, sizes, data: MMQData, study: MMQStudyConfig, see
 def finetune_retrieve(gen: Generator, tok, data: MMQData, study: MMQStudyConfig, seed: int, tau: float
                       ) -> tuple[Generator, dict]:
     """Behavior-aware fine-tuning of a frozen-id generator, then the generator settled on the re-exported ids."""
-    soft = SoftIdGenerator(gen, tok, data.X, tau=tau, tokenizer_lr=study.tokenizer_lr, valid_users=study.valid_users)
-    soft.fit(data.sequences, epochs=study.retrieval_finetune_epochs, batch_size=study.generator_batch,
-             lr=study.generator_lr, seed=seed, progress=False)
-    try:
+    try:  # refused for ids with TIGER's extra level; after training, ids that collide beyond the last position
+        soft = SoftIdGenerator(gen, tok, data.X, tau=tau, tokenizer_lr=study.tokenizer_lr,
+                               valid_users=study.valid_users)
+        soft.fit(data.sequences, epochs=study.retrieval_finetune_epochs, batch_size=study.generator_batch,
+                 lr=study.generator_lr, seed=seed, progress=False)
         new, codes, change = soft.export()
-    except ValueError as err:  # the fine-tuned ids collide beyond what the last position can take apart
+    except ValueError as err:
         return gen, {"gen_ft_error": str(err)}
     settled, metrics = retrieve(codes.codes, codes.sizes, data, study, seed, generator=new,
                                 epochs=study.settle_epochs)

@@ -535,6 +535,13 @@ def render_summary(results: dict[str, dict]) -> str:
         reference = _popularity_note(g).lstrip("; ") or "no reference saved"
         rows.append(f"| `yelp` | generator HR@10 on our MiniLM ids of Yelp, {g['size']} T5, {g['epochs']} epochs on "
                     f"{_machine(results['yelp'])} | {g['recall@10']:.4f} | {reference} |")
+    rows += _mmq_summary_rows(results)
+    return "\n".join(rows)
+
+
+def _mmq_summary_rows(results: dict[str, dict]) -> list[str]:
+    """The README table's rows of the CTR and MMQ benchmarks."""
+    rows = []
     if "ctr" in results:
         c = results["ctr"]
         rows.append(f"| `ctr` | CTR DNN training on MovieLens 100K | {c['ratio']:.1f}x DeepCTR-Torch's examples/s, "
@@ -547,7 +554,7 @@ def render_summary(results: dict[str, dict]) -> str:
         rows.append(f"| `mmq-study` | CTR AUC / next-item HR@10 with MMQ's fine-tuned ids, "
                     f"{_runs(results['mmq-study'])[0]['profile']} catalogue | {auc['mmq+ft']} / {hr['mmq+ft']} | "
                     f"item-id PPNet AUC {auc['ppnet']}; MA-RQ-VAE {auc['ma-rq-vae']} / {hr['ma-rq-vae']} |")
-    return "\n".join(rows)
+    return rows
 
 
 def _machine(result: dict) -> str:
