@@ -197,7 +197,7 @@ def test_the_downstream_gradient_reaches_experts_and_codebooks_unless_frozen(cat
 
 def test_warm_start_soft_model_and_its_frozen_export_predict_alike(catalogue):
     ds, data, X, tok = catalogue
-    base = CTRModel(arch="ppnet", features="sum").fit(data, codes=tok.encode(X), **FIT)
+    base = CTRModel(arch="ppnet", features="sum").fit(data, codes=tok.encode(X), K=tok.K, **FIT)
     test = data.part("test")
     soft = base.finetune(data, tok, X, epochs=1, progress=False, metric=None, patience=None, tokenizer_lr=0.0)
     # tokenizer frozen by a zero learning rate: ids unchanged, and the soft model predicts as the frozen export
@@ -214,11 +214,14 @@ def test_warm_start_soft_model_and_its_frozen_export_predict_alike(catalogue):
     np.testing.assert_allclose(fresh.predict_rows(test), base.predict_rows(test), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="features='sum'"):
         moved.finetune(data, tok, X)
+    narrow = CTRModel(features="sum").fit(data, codes=np.minimum(tok.encode(X), tok.K - 2), **FIT)  # K inferred
+    with pytest.raises(ValueError, match="K=tokenizer.K"):
+        narrow.finetune(data, tok, X)
 
 
 def test_fine_tuning_sees_training_rows_only(catalogue):
     ds, data, X, tok = catalogue
-    base = CTRModel(arch="dnn", features="sum").fit(data, codes=tok.encode(X), **FIT)
+    base = CTRModel(arch="dnn", features="sum").fit(data, codes=tok.encode(X), K=tok.K, **FIT)
     rng = np.random.default_rng(0)
     parts = {k: dict(v) for k, v in data.parts.items()}
     for name in ("valid", "test"):  # other labels and other items after the training window
@@ -269,8 +272,8 @@ def test_fine_tuning_groups_items_that_users_treat_alike(name):
     tok.fit(X, epochs=50, batch_size=64, progress=False)
     codes = tok.encode(X)
     fixed = dict(lr=1e-2, progress=False, metric=None, patience=None)
-    base = CTRModel(arch="dnn", features="sum", item_id=False, dim=8, hidden=(16,)).fit(data, codes=codes, epochs=20,
-                                                                                           **fixed)
+    base = CTRModel(arch="dnn", features="sum", item_id=False, dim=8, hidden=(16,))
+    base.fit(data, codes=codes, K=tok.K, epochs=20, **fixed)
     # the downstream loss alone moves the ids (the reconstruction terms off): items of one kind gather
     alone = base.finetune(data, tok, X, tau=1.0, tokenizer_lr=1.0, epochs=30, recon_weight=0.0, aux_weight=0.0,
                           **fixed)

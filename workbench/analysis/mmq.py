@@ -218,7 +218,8 @@ def retrieve(codes: np.ndarray, sizes, data: MMQData, study: MMQStudyConfig, see
                                                           valid_users=study.valid_users))
     if generator is not None:
         gen.t5 = generator.t5
-    gen.fit(data.sequences, epochs=epochs or study.generator_epochs, lr=study.generator_lr, batch_size=study.generator_batch,
+    gen.fit(data.sequences, epochs=epochs or study.generator_epochs, lr=study.generator_lr,
+            batch_size=study.generator_batch,
             patience=study.generator_patience, seed=seed, progress=False)
     report = gen.evaluate(data.sequences, "test", ks=(5, 10))
     return gen, {**{k: report.metrics[k] for k in RETRIEVAL_METRICS}, "generator_epochs": int(gen.best_epoch_)}

@@ -120,7 +120,8 @@ def bench_ctr(device: str | None = None, repeats: int = 3, seed: int = 0, epochs
     tok = MMQTokenizer(dims, K=K).fit(X, epochs=3, seed=seed, device=str(dev), progress=False)
     fixed = dict(epochs=finetune_epochs, batch_size=batch_size, metric=None, patience=None, seed=seed,
                  device=str(dev), progress=False)
-    frozen = CTRModel(arch="ppnet", features="sum", dim=dim, hidden=hidden).fit(data, codes=tok.encode(X), **fixed)
+    frozen = CTRModel(arch="ppnet", features="sum", dim=dim, hidden=hidden).fit(data, codes=tok.encode(X), K=tok.K,
+                                                                             **fixed)
     soft = frozen.finetune(data, tok, X, **fixed)
     frozen_epoch = float(frozen.history_["seconds"].min())
     soft_epoch = float(soft.history_["seconds"].min())

@@ -201,11 +201,12 @@ class CTRModel(nn.Module, Trainable):
         return self.tower(h, g), losses
 
     # -- training ------------------------------------------------------------------------------------------
-    def fit(self, data: CTRData, codes=None, content=None, tokenizer=None, config: TrainConfig | None = None,
-            callback=None, **options) -> "CTRModel":
+    def fit(self, data: CTRData, codes=None, content=None, tokenizer=None, K: int | None = None,
+            config: TrainConfig | None = None, callback=None, **options) -> "CTRModel":
         """Build (if needed) and train on ``data``'s training rows (``options``: TrainConfig fields; early stopping
-        on validation AUC by default). Keeps ``history_``, ``best_epoch_``, ``valid_``."""
-        self.build(data, codes, content, tokenizer, seed=self.train_config(config, **options).seed)
+        on validation AUC by default). ``K``: the codes' vocabulary (default: the largest code + 1; pass the
+        tokenizer's ``K`` to fine-tune later). Keeps ``history_``, ``best_epoch_``, ``valid_``."""
+        self.build(data, codes, content, tokenizer, K, seed=self.train_config(config, **options).seed)
         self._run_engine(data, config, callback, options)
         return self
 
@@ -317,6 +318,9 @@ class CTRModel(nn.Module, Trainable):
         train_options = {k: v for k, v in options.items() if k not in fields}
         soft = CTRModel(replace(self.config, features="soft", **model_options))
         soft.build(data, content=content, tokenizer=tokenizer)
+        if self.item_features.K != soft.item_features.K:
+            raise ValueError(f"this model's code tables have K={self.item_features.K} rows per position, the "
+                             f"tokenizer has K={soft.item_features.K}: build the frozen-id model with K=tokenizer.K")
         before = self.item_features.codes.cpu().numpy()
         if not np.array_equal(soft.item_features.codes.cpu().numpy(), before):
             raise ValueError("the tokenizer's ids on `content` differ from the codes this model was trained on")

@@ -175,7 +175,8 @@ class SoftIdGenerator(nn.Module, Trainable):
         cost = last_level_cost(tokenizer, content) if collisions == "reassign" else None
         codes, sizes = resolve_collisions(raw, self.coder.K, collisions, cost)
         if sizes != self.base.sizes:
-            raise ValueError(f"the re-exported ids have sizes {sizes}; the generator's vocabulary has {self.base.sizes}")
+            raise ValueError(f"the re-exported ids have sizes {sizes}; the generator's vocabulary has "
+                             f"{self.base.sizes}")
         gen = Generator(codes, sizes, config=self.base.config)
         gen.t5 = copy.deepcopy(self.t5)
         gen.to_device(self.content.device)
