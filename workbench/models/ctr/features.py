@@ -67,6 +67,18 @@ class SoftCoder(nn.Module):
         return self.source.encode(X)
 
 
+def joint_optimizer(model: nn.Module, coder: SoftCoder | None, lr: float, tokenizer_lr: float, adamw: bool = False,
+                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam (or AdamW) over ``model``'s trainable parameters, those of its ``coder`` (the tokenizer being
+    fine-tuned) at ``tokenizer_lr`` times ``lr`` (left out at 0)."""
+    tok = [p for p in coder.parameters() if p.requires_grad] if coder is not None else []
+    ids = {id(p) for p in tok}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in ids], "lr": lr}]
+    if tok and tokenizer_lr > 0:
+        groups.append({"params": tok, "lr": lr * tokenizer_lr})
+    return (torch.optim.AdamW if adamw else torch.optim.Adam)(groups, lr=lr, weight_decay=weight_decay)
+
+
 def prefix_ids(codes: np.ndarray, buckets: int) -> tuple[np.ndarray, list[int]]:
     """Per item, the number of each of its prefixes among the catalogue's prefixes of that length ``(n, L)``
     (hashed into ``buckets`` when there are more), and the table size of each length."""

@@ -39,7 +39,7 @@ from ...evaluation.ctr import auc, auc_by_stratum, gauc_report, log_loss
 from ...tokenizers.health import level_health
 from ...tokenizers.semantic_ids import collision_report
 from ...training.engine import Batch, StepOutput, Trainable, TrainConfig, batch_slices
-from .features import CODE_FEATURES, FEATURES, ItemFeatures, SoftCoder
+from .features import CODE_FEATURES, FEATURES, ItemFeatures, SoftCoder, joint_optimizer
 
 ARCHS = ("ppnet", "dnn")
 FREEZE = ("none", "codebooks", "tokenizer")
@@ -246,14 +246,8 @@ class CTRModel(nn.Module, Trainable):
 
     def configure_optimizer(self, config: TrainConfig) -> torch.optim.Optimizer:
         """Adam; the soft mode's tokenizer at ``tokenizer_lr`` times the learning rate."""
-        coder = [p for p in self.coder.parameters() if p.requires_grad] if self.coder is not None else []
-        ids = {id(p) for p in coder}
-        model = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        groups = [{"params": model, "lr": config.lr}]
-        if coder and self.config.tokenizer_lr > 0:
-            groups.append({"params": coder, "lr": config.lr * self.config.tokenizer_lr})
-        cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        return cls(groups, lr=config.lr, weight_decay=config.weight_decay)
+        return joint_optimizer(self, self.coder, config.lr, self.config.tokenizer_lr, config.optimizer == "adamw",
+                               config.weight_decay)
 
     # -- predicting ----------------------------------------------------------------------------------------
     @property

@@ -27,7 +27,7 @@ from torch import nn
 from ...core.storage import content_hash
 from ...data.sequences import PAD, SequenceData
 from ...training.engine import Batch, StepOutput, Trainable, TrainConfig, batch_slices
-from ..ctr.features import SoftCoder
+from ..ctr.features import SoftCoder, joint_optimizer
 from ..ctr.model import id_change_report
 from .generator import EOS_TOKEN, PAD_TOKEN, Generator
 from .item_codes import ItemCodes, last_level_cost, resolve_collisions
@@ -155,14 +155,8 @@ class SoftIdGenerator(nn.Module, Trainable):
         return {"ce": total / max(n, 1)}
 
     def configure_optimizer(self, config: TrainConfig) -> torch.optim.Optimizer:
-        coder = [p for p in self.coder.parameters() if p.requires_grad]
-        ids = {id(p) for p in coder}
-        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
-        groups = [{"params": rest, "lr": config.lr}]
-        if coder and self.tokenizer_lr > 0:
-            groups.append({"params": coder, "lr": config.lr * self.tokenizer_lr})
-        cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-        return cls(groups, lr=config.lr, weight_decay=config.weight_decay)
+        return joint_optimizer(self, self.coder, config.lr, self.tokenizer_lr, config.optimizer == "adamw",
+                               config.weight_decay)
 
     # -- after training ------------------------------------------------------------------------------------
     def export(self, collisions: str = "reassign") -> tuple[Generator, ItemCodes, dict]:
