@@ -1,4 +1,6 @@
 """The MMQ study's building blocks (notebook 04 runs the whole grid under the smoke profile)."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -33,3 +35,33 @@ def test_mmq_table_means_and_intervals_by_hand():
     assert table.loc["a", "gauc ci"] == pytest.approx(0.0)
     assert table.loc["b", "gauc ci"] == pytest.approx(12.706 * 0.1, rel=1e-3)   # t_{1, 0.975} * sd / sqrt(2)
     assert np.isnan(table.loc["a", "recon"])                                     # a method without that column
+
+
+def test_grid_checkpoint_resumes_after_the_finished_units(data, tmp_path, monkeypatch):
+    import workbench.analysis.mmq as mmq
+
+    study = wb.mmq_study_config("smoke", parts=("experts",), specific_only=(4, 6))
+    path, calls, real = tmp_path / "grid.json", [], mmq.make_tokenizer
+
+    def failing_second(*args, **kwargs):  # a run cut short during its second unit
+        calls.append(kwargs)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mmq, "make_tokenizer", failing_second)
+    with pytest.raises(KeyboardInterrupt):
+        wb.mmq_grid(data, study, seed=1, checkpoint=path)
+    assert list(json.loads(path.read_text())["units"]) == ["experts: 4"]
+    calls.clear()
+    monkeypatch.setattr(mmq, "make_tokenizer", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    resumed = wb.mmq_grid(data, study, seed=1, checkpoint=path)
+    assert calls == [{"n_shared": 0, "n_specific": 3}]                   # only the unfinished unit trained
+    assert list(resumed["method"]) == ["specific-only-4", "specific-only-6"]
+    calls.clear()
+    again = wb.mmq_grid(data, study, seed=1, checkpoint=path)            # everything from the file
+    assert calls == [] and again.equals(resumed)
+    with pytest.warns(RuntimeWarning, match="another dataset, study, seed or parts"):
+        other = wb.mmq_grid(data, wb.mmq_study_config("smoke", parts=("experts",), specific_only=(4,)), seed=1,
+                            checkpoint=path)
+    assert len(calls) == 1 and list(other["method"]) == ["specific-only-4"]

@@ -27,13 +27,17 @@ Budgets per profile: :data:`MMQ_PRESETS`.
 """
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core.config import preset
+from ..core.storage import atomic_path, content_hash
 from ..data.ctr import CTRData, ctr_data
 from ..data.dataset import RecDataset
 from ..data.sequences import SequenceData, sequence_split
@@ -273,48 +277,109 @@ def evaluate_method(name: str, tok, data: MMQData, study: MMQStudyConfig, seed: 
     return rows
 
 
-def mmq_grid(dataset: RecDataset | MMQData, study: MMQStudyConfig, seed: int, parts=None, progress=None
-             ) -> pd.DataFrame:
-    """The study's rows for one seed (module doc), one row per method (and part)."""
-    data = dataset if isinstance(dataset, MMQData) else mmq_data(dataset)
-    parts = study.parts if parts is None else parts
-    rows: list[dict] = []
+def mmq_grid(dataset: RecDataset | MMQData, study: MMQStudyConfig, seed: int, parts=None, progress=None,
+             checkpoint: str | Path | None = None) -> pd.DataFrame:
+    """The study's rows for one seed (module doc), one row per method (and part).
 
-    def add(part: str, new: list[dict]) -> None:
-        rows.extend({"part": part, **r} for r in new)
+    With ``checkpoint`` (a JSON file), every finished unit (one tokenizer's rows) is written there atomically, and
+    a run over the same data, study, seed and parts resumes after the units it holds (a long grid cut short keeps
+    its work); a file written for anything else is ignored, with a warning."""
+    data = dataset if isinstance(dataset, MMQData) else mmq_data(dataset)
+    parts = study.parts if parts is None else tuple(parts)
+    done = _GridCheckpoint(checkpoint, {"data": data.name, "items": int(data.X.shape[0]), "seed": seed,
+                                        "parts": list(parts), "study": asdict(study)})
+    rows: list[dict] = []
+    for unit, run in _grid_units(data, study, seed, parts):
+        new = done.get(unit)
+        if new is None:
+            new = done.put(unit, run())
+        rows.extend(new)
         if progress is not None:
-            progress(f"{part}: {', '.join(r['method'] for r in new)}")
+            progress(f"{unit}: {', '.join(r['method'] for r in new)}" + (" (from the checkpoint)" if done.reused
+                                                                          else ""))
+    return pd.DataFrame(rows)
+
+
+def _grid_units(data: MMQData, study: MMQStudyConfig, seed: int, parts: tuple[str, ...]):
+    """``(unit name, run)`` for every unit of the grid; ``run()`` gives the unit's rows, each with its part."""
+    def tagged(part: str, rows: list[dict]) -> list[dict]:
+        return [{"part": part, **r} for r in rows]
+
+    def method_unit(method: str):
+        def run():
+            tok, seconds = make_tokenizer(method, data, study, seed)
+            rows = tagged("main", evaluate_method(method, tok, data, study, seed, seconds=seconds,
+                                                  finetune=method in ("mmq", "ma-rq-vae", "ms-rq-vae")))
+            if method == "mmq" and "features" in parts:
+                rows += tagged("features", feature_modes(tok, data, study, seed))
+            return rows
+        return run
+
+    def mmq_unit(part: str, name: str, finetune: bool, retrieval: bool = True, **options):
+        def run():
+            tok, seconds = make_tokenizer("mmq", data, study, seed, **options)
+            return tagged(part, evaluate_method(name, tok, data, study, seed, finetune=finetune,
+                                                retrieval=retrieval, seconds=seconds))
+        return run
 
     if "main" in parts:
-        _, ranking = rank(data, study, seed)
-        add("main", [{"method": "ppnet", "seed": seed, **ranking}])
+        yield "main: ppnet", lambda: tagged("main", [{"method": "ppnet", "seed": seed, **rank(data, study, seed)[1]}])
         for method in METHODS:
-            tok, seconds = make_tokenizer(method, data, study, seed)
-            add("main", evaluate_method(method, tok, data, study, seed,
-                                        finetune=method in ("mmq", "ma-rq-vae", "ms-rq-vae"), seconds=seconds))
-            if method == "mmq" and "features" in parts:
-                add("features", feature_modes(tok, data, study, seed))
+            yield f"main: {method}", method_unit(method)
     if "ablation" in parts:
         for name, options in study.ablations.items():
-            tok, seconds = make_tokenizer("mmq", data, study, seed, **options)
-            add("ablation", evaluate_method(name, tok, data, study, seed, finetune=True, seconds=seconds))
+            yield f"ablation: {name}", mmq_unit("ablation", name, True, **options)
     if "features" in parts and "main" not in parts:
-        add("features", feature_modes(make_tokenizer("mmq", data, study, seed)[0], data, study, seed))
+        yield "features", lambda: tagged("features", feature_modes(make_tokenizer("mmq", data, study, seed)[0],
+                                                                   data, study, seed))
     sweep = study.sweep_retrieval == "all" or seed == study.seeds[0]
     if "length" in parts:
         for length in study.lengths:  # (6 is trained again: every length under one protocol in this part)
             if length % 3:
                 raise ValueError(f"id lengths must be multiples of 3 (N_s = N_t = N_v), got {length}")
-            tok, seconds = make_tokenizer("mmq", data, study, seed, n_shared=length // 3, n_specific=length // 3)
-            add("length", evaluate_method(f"mmq-{length}", tok, data, study, seed, retrieval=sweep, seconds=seconds))
+            yield f"length: {length}", mmq_unit("length", f"mmq-{length}", False, sweep, n_shared=length // 3,
+                                                n_specific=length // 3)
     if "experts" in parts:
         for total in study.specific_only:
             if total % len(data.dims):
                 raise ValueError(f"specific-only expert counts must split evenly over {len(data.dims)} modalities")
-            tok, seconds = make_tokenizer("mmq", data, study, seed, n_shared=0, n_specific=total // len(data.dims))
-            add("experts", evaluate_method(f"specific-only-{total}", tok, data, study, seed, retrieval=sweep,
-                                           seconds=seconds))
-    return pd.DataFrame(rows)
+            yield f"experts: {total}", mmq_unit("experts", f"specific-only-{total}", False, sweep, n_shared=0,
+                                                n_specific=total // len(data.dims))
+
+
+class _GridCheckpoint:
+    """The finished units of one grid run in a JSON file (``None``: nothing kept), keyed by the run's inputs."""
+
+    def __init__(self, path: str | Path | None, inputs: dict):
+        self.path = None if path is None else Path(path)
+        self.key, self.units, self.reused = content_hash(inputs), {}, False
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            saved = json.loads(self.path.read_text())
+            if saved.get("key") != self.key:
+                raise ValueError("it was written for another dataset, study, seed or parts")
+            self.units = dict(saved["units"])
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            warnings.warn(f"grid checkpoint {self.path} is not used ({err}); starting afresh", RuntimeWarning,
+                          stacklevel=3)
+
+    def get(self, unit: str) -> list[dict] | None:
+        self.reused = unit in self.units
+        return self.units.get(unit)
+
+    def put(self, unit: str, rows: list[dict]) -> list[dict]:
+        self.units[unit] = rows = json.loads(json.dumps(rows, default=_json_scalar))
+        if self.path is not None:
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(json.dumps({"key": self.key, "units": self.units}))
+        return rows
+
+
+def _json_scalar(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a grid row holds {type(value).__name__}, which JSON cannot store")
 
 
 FEATURE_MODES = ("none", "sum", "concat", "ngram", "hash", "dense")
@@ -361,8 +426,6 @@ def mmq_table(rows: pd.DataFrame, part: str = "main", columns=QUANTIZATION_METRI
               + RETRIEVAL_METRICS) -> pd.DataFrame:
     """Per method of one part, in the order they ran: ``seeds``, each column's mean and ``<column> ci`` (the 95%
     t-interval's half-width over seeds; :func:`~workbench.analysis.generative.mean_and_ci`)."""
-    import warnings
-
     from .generative import mean_and_ci
 
     frame = rows[rows["part"] == part]

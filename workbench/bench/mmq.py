@@ -7,7 +7,9 @@ training some seventy models.
   ``recbole`` wheel) and ``../shared/data/ml-latest-small`` (skipped when absent), each with MiniLM vectors of the
   titles and genres and the genre multi-hot as its two modalities.
 
-``--seeds 0-2`` (or one seed at a time with ``--append``) gives the intervals."""
+``--seeds 0-2`` (or one seed at a time with ``--append``) gives the intervals. ``mmq-study`` keeps each finished
+tokenizer's rows in ``data/cache/mmq-study-<profile>-seed<N>.json`` until its seed is complete, so that a run cut
+short resumes where it stopped."""
 from __future__ import annotations
 
 import sys
@@ -34,9 +36,13 @@ def bench_mmq_study(device: str | None = None, repeats: int = 1, seed: int = 0, 
     from ..analysis.mmq import mmq_grid, mmq_study_config
     from ..data.synthetic import load_synthetic
 
+    from ..core.paths import cache_dir
+
     study = mmq_study_config(profile)
     log, t0 = _logger("mmq-study", seed)
-    rows = mmq_grid(load_synthetic(profile), study, seed, progress=log)
+    checkpoint = cache_dir() / f"mmq-study-{profile}-seed{seed}.json"  # a run cut short resumes from here
+    rows = mmq_grid(load_synthetic(profile), study, seed, progress=log, checkpoint=checkpoint)
+    checkpoint.unlink(missing_ok=True)  # the seed is complete: a later run trains afresh
     parts = {part: _records(group) for part, group in rows.groupby("part")}
     return {"benchmark": "mmq-study", "profile": profile, "seed": seed, "study": asdict(study), **parts,
             "seconds": time.perf_counter() - t0, **runtime_facts(device)}
