@@ -12,6 +12,8 @@ from .analysis.generative import (MAIN_MODELS, TOKENIZERS, GenerativeStudyConfig
                                   exact_ranks, cold_diagnosis,
                                   level_accuracy, mean_and_ci, next_item_table, run_next_item, tokenize,
                                   train_generator)
+from .analysis.explorer import Explorer, ExplorerError, default_attributes
+from .analysis.explorer_app import ExplorerApp, Note, code_panel, explorer_tables_html, item_panel, user_panel
 from .analysis.lab import LabConfig, lab_config
 from .analysis.mmq import (MMQData, MMQStudyConfig, evaluate_method, feature_modes, finetune_rank,
                            finetune_retrieve, make_tokenizer, mmq_data, mmq_grid, mmq_study_config, mmq_table,
@@ -136,4 +138,7 @@ __all__ = [
     "LiveCurves", "knn_agreement", "plot_cold_start", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
     "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",
     "plot_training_curves", "project_2d",
+    # explorer (notebook 06)
+    "Explorer", "ExplorerError", "default_attributes", "ExplorerApp", "Note", "item_panel", "code_panel",
+    "user_panel", "explorer_tables_html",
 ]

@@ -53,8 +53,9 @@ def plot_degree_distribution(degree: np.ndarray, edges: tuple[int, ...] = DEFAUL
 
 
 def plot_item_grid(dataset: RecDataset, item_ids, attributes=("category", "colour", "pattern", "material"),
-                   ncols: int = 4, title_chars: int = 38):
-    """A grid of items: image, title and planted attributes. Needs ``dataset.images`` and ``dataset.items``."""
+                   ncols: int = 4, title_chars: int = 38, captions=None):
+    """A grid of items: image, title and planted attributes (or one caption per item). Needs ``dataset.images``
+    and ``dataset.items``."""
     import matplotlib.pyplot as plt
     import textwrap
 
@@ -65,11 +66,13 @@ def plot_item_grid(dataset: RecDataset, item_ids, attributes=("category", "colou
     fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 3.0 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, i in zip(axes.ravel(), item_ids):
+    if captions is not None and len(captions) != len(item_ids):
+        raise ValueError(f"{len(captions)} captions for {len(item_ids)} items")
+    for n, (ax, i) in enumerate(zip(axes.ravel(), item_ids)):
         row = dataset.items.iloc[i]
         ax.imshow(dataset.images[i], interpolation="nearest")
         title = textwrap.shorten(str(row.get("title", "")), title_chars)
-        attrs = ", ".join(str(row[a]) for a in attributes if a in row)
+        attrs = ", ".join(str(row[a]) for a in attributes if a in row) if captions is None else str(captions[n])
         ax.set_title(f"#{i} {title}\n{attrs}", fontsize=7.5)
     fig.tight_layout()
     return fig
