@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: env data demo test bench clean-cache
+.PHONY: env data demo test bench browser clean-cache
 
 env: $(STAMP)
 
@@ -43,6 +43,15 @@ demo: data
 test: env
 	WORKBENCH_PROFILE=smoke $(PY) -m pytest tests workbench notebooks --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
+
+# Debian's Chromium and its driver for the JupyterLab browser test (tests/test_browser.py skips without them)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo "chromium: $$(chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+		|| echo "apt-get could not install chromium: the browser test will skip"; \
+	elif command -v sudo >/dev/null; then (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+		|| echo "apt-get could not install chromium: the browser test will skip"; \
+	else echo "cannot install chromium (not root, no sudo): the browser test will skip"; fi
 
 bench: env
 	$(PY) -m workbench.bench eval --json

@@ -153,3 +153,24 @@ def test_app_panels_follow_the_controls(ex):
     assert before != after and "code" in after
     app.item_query.value = "zzqx"
     assert app.panel("item")[0].kind == "error"
+
+
+def test_training_rows_come_from_the_split_or_the_sequences(parts):
+    ds, codes, seq = parts[0], parts[1], parts[2]
+    unsplit = wb.load_synthetic("smoke")
+    by_sequences = Explorer(unsplit, codes, sequences=seq)
+    assert (by_sequences.degree == seq.item_degree()).all()
+    assert (Explorer(unsplit, codes).degree == unsplit.item_degree(None)).all()
+    assert (Explorer(ds, codes, sequences=seq).degree == ds.item_degree("train")).all()
+
+
+def test_bench_explorer_times_every_panel_and_renders():
+    from workbench.bench.explorer import bench_explorer
+    from workbench.bench.report import render_explorer
+
+    result = bench_explorer(profile="smoke", repeats=2)
+    for panel in ("item", "code", "user", "search"):
+        assert 0 < result[f"{panel}_median_s"] <= result[f"{panel}_max_s"] < 60
+    assert result["slowest_median_s"] == max(result[f"{p}_median_s"] for p in ("item", "code", "user", "search"))
+    text = render_explorer({**result, "command": "python -m workbench.bench explorer", "date": "today"})
+    assert "| user view" in text and f"{result['user_median_s']:.2f} s" in text

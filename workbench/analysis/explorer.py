@@ -61,8 +61,8 @@ class Explorer:
     """One dataset and what is known about its items (module doc).
 
     Attributes:
-        dataset: the items (titles, attributes, images) and interactions; a split dataset's training rows give the
-            degrees, else all rows.
+        dataset: the items (titles, attributes, images) and interactions. The training rows (item degrees, the
+            items a ranker skips) are the dataset's split, else ``sequences``' training items, else every row.
         codes: tokenizer name -> ``(n_items, L)`` integer codes (lengths may differ between tokenizers).
         embedding: ``(n_items, d)`` vectors for the nearest items by cosine similarity (default: every feature
             modality standardised and concatenated).
@@ -85,7 +85,10 @@ class Explorer:
 
     def __post_init__(self) -> None:
         ds = self.dataset
-        self.degree = ds.item_degree(TRAIN if ds.is_split else None)
+        # training rows: the dataset's split, else the next-item split's, else every interaction
+        train = ds if ds.is_split else self.sequences.as_dataset() if self.sequences is not None else None
+        self.seen = train.matrix(TRAIN) if train is not None else ds.matrix(None)   # (n_users, n_items) CSR
+        self.degree = np.asarray(self.seen.sum(0)).ravel().astype(np.int64)
         strata = degree_strata(self.degree)
         self.stratum = np.select(list(strata.values()), list(strata), default="")
         self.cold = cold_mask(self.degree, self.cold_below)
@@ -284,8 +287,7 @@ class Explorer:
         if self.ranker is None:
             raise ExplorerError("this explorer holds no ranker")
         u = self._user(user)
-        exclude = self.dataset.matrix(TRAIN if self.dataset.is_split else None)
-        rec = self.ranker.recommend(torch.tensor([u]), k, exclude=exclude)
+        rec = self.ranker.recommend(torch.tensor([u]), k, exclude=self.seen)
         items = rec.item_ids[0].cpu().numpy()
         target = items == self._target(u) if self.sequences is not None else np.zeros(len(items), bool)
         return self.items_table(items, rank=np.arange(1, len(items) + 1),

@@ -45,7 +45,8 @@ def item_panel(explorer: Explorer, query, tokenizer: str | None = None, k: int =
     def build():
         matches = explorer.search(query)
         item = int(matches["item_id"].iloc[0])
-        out = [] if len(matches) == 1 else [Note(f"{len(matches)} matches; showing the first", "text"), matches]
+        out = [] if len(matches) == 1 else [Note(f"{len(matches)} matches (the 5 most-interacted below); showing "
+                                                 "the first", "text"), matches.head(5)]
         card = explorer.item_card(item)
         out += [Note(f"#{item} {card['title']}", "heading"), card.to_frame("item").T, explorer.strip(
             explorer.items_table([item]), ncols=1)]
@@ -135,17 +136,28 @@ class ExplorerApp:
         raise ValueError(f"unknown tab {tab!r}; expected item, code or user")
 
     def refresh(self, tab: str) -> None:
-        """Redraw one tab's output area."""
-        import matplotlib.pyplot as plt
+        """Redraw one tab's output area (figures as PNG images, whatever the kernel's matplotlib backend)."""
         from IPython.display import display
 
         out = self.outputs[tab]
         out.clear_output(wait=True)
         with out:
             for thing in self.panel(tab):
-                display(thing)
-                if hasattr(thing, "savefig"):
-                    plt.close(thing)
+                display(figure_image(thing) if hasattr(thing, "savefig") else thing)
+
+
+def figure_image(fig, dpi: int = 80):
+    """A matplotlib figure as an IPython PNG image (the figure is closed): a callback's display shows a picture
+    even where the kernel has no inline figure formatter."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return Image(data=buffer.getvalue(), format="png")
 
 
 def explorer_tables_html(panel: list) -> str:

@@ -37,6 +37,9 @@ and ``transformers``' constrained ``generate`` (:mod:`workbench.bench.generate`)
 split, training examples/s and test AUC over three seeds, and a behavior-aware fine-tuning step's time over a
 frozen-id step's (:mod:`workbench.bench.ctr`).
 
+``explorer``: seconds for the explorer to answer one selection (item, code, user panels and a title search) on the
+paper profile's catalogue (:mod:`workbench.bench.explorer`).
+
 ``--seeds 0-9`` (or ``0,3,7``) runs a benchmark once per seed and prints ``{"runs": [...], "summary": ...}``;
 the tokenizer summary holds, per feature set, the paired differences ours - theirs of each level's entropy
 with 95% t-intervals, the colliding items summed over the seeds and the range of the throughput ratio; the

@@ -19,6 +19,7 @@ from .cemg import bench_cemg_study
 from .ctr import bench_ctr
 from .beauty import bench_beauty, bench_beauty_generator, bench_yelp
 from .eval import bench_eval
+from .explorer import bench_explorer
 from .generate import bench_generate
 from .mmq import bench_mmq_movielens, bench_mmq_study
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
@@ -30,7 +31,8 @@ BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_g
               "graph-ablations": bench_graph_ablations, "baby": bench_baby, "amazon23": bench_amazon23,
               "tune": bench_tune, "motorec-study": bench_motorec_study, "generate": bench_generate,
               "beauty": bench_beauty, "cemg-study": bench_cemg_study, "beauty-generator": bench_beauty_generator, "yelp": bench_yelp,
-              "ctr": bench_ctr, "mmq-study": bench_mmq_study, "mmq-movielens": bench_mmq_movielens}
+              "ctr": bench_ctr, "mmq-study": bench_mmq_study, "mmq-movielens": bench_mmq_movielens,
+              "explorer": bench_explorer}
 
 
 def parse_seeds(text: str) -> list[int]:

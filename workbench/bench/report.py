@@ -15,7 +15,7 @@ from ..core.paths import repo_root
 from ..core.storage import atomic_path
 
 ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study", "generate",
-         "cemg-study", "beauty", "beauty-generator", "yelp", "ctr", "mmq-study", "mmq-movielens")
+         "cemg-study", "beauty", "beauty-generator", "yelp", "ctr", "mmq-study", "mmq-movielens", "explorer")
 README_START, README_END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 # MoToRec's Table 2 (LightGCN and MF-BPR on Baby, MMRec's split): R@10, R@20, N@10, N@20
 PAPER_BABY = {"lightgcn": (0.0479, 0.0754, 0.0257, 0.0328), "mf-bpr": (0.0357, 0.0575, 0.0192, 0.0249)}
@@ -465,6 +465,21 @@ def render_yelp(result: dict) -> str:
         f"The {gen_line}.", "", _provenance(result), "", *rows, ""])
 
 
+def render_explorer(result: dict) -> str:
+    r = result
+    rows = ["| selection | median | slowest | target on this CPU |", "|---|---|---|---|"]
+    for panel, label in (("item", "item view (search, card, codes, neighbours, images)"),
+                         ("code", "code view (summary, members, images)"),
+                         ("user", "user view (history, generator's beam, LightGCN's top 10, images)"),
+                         ("search", "title search")):
+        rows.append(f"| {label} | {r[f'{panel}_median_s']:.2f} s | {r[f'{panel}_max_s']:.2f} s | about 1 s |")
+    return "\n".join([
+        "## Explorer responsiveness (`explorer`)", "",
+        f"The explorer on the {r['profile']} profile's catalogue ({r['items']:,} items, {r['users']:,} users; three "
+        f"tokenizers, a tiny generator and LightGCN), {r['repeats']} selections per view, images drawn as the widget "
+        "draws them.", "", _provenance(result), "", *rows, ""])
+
+
 def _encode_time(seconds: float) -> str:
     # under a second for 20k texts on a CPU can only be the feature cache (runs before encoding was always timed)
     return f"{seconds:.0f} s" if seconds >= 1 else "read from the feature cache"
@@ -474,7 +489,8 @@ RENDERERS = {"eval": render_eval, "graph": render_graph, "graph-ablations": rend
              "tokenizer": render_tokenizer, "baby": render_baby, "amazon23": render_amazon23, "tune": render_tune,
              "motorec-study": render_motorec_study, "generate": render_generate, "cemg-study": render_cemg_study,
              "beauty": render_beauty, "beauty-generator": render_beauty_generator, "yelp": render_yelp,
-             "ctr": render_ctr, "mmq-study": render_mmq_study, "mmq-movielens": render_mmq_movielens}
+             "ctr": render_ctr, "mmq-study": render_mmq_study, "mmq-movielens": render_mmq_movielens,
+             "explorer": render_explorer}
 
 
 def render_benchmarks(results: dict[str, dict]) -> str:
