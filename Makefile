@@ -18,7 +18,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 
-.PHONY: env data demo test bench browser clean-cache
+.PHONY: env data demo figures test bench browser clean-cache
 
 env: $(STAMP)
 
@@ -38,7 +38,12 @@ data: env
 demo: data
 	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 		--ExecutePreprocessor.timeout=$(DEMO_CELL_TIMEOUT) --ExecutePreprocessor.record_timing=False $(NOTEBOOKS)
-	@echo "figures written to figures/"
+	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m workbench.figures --profile $(PROFILE)
+	@echo "figures written to figures/ (figures/MANIFEST.md maps them to the papers)"
+
+# every figure and table in figures/ from the library (not the notebooks), with results JSON and the manifest
+figures: data
+	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m workbench.figures --profile $(PROFILE)
 
 test: env
 	WORKBENCH_PROFILE=smoke $(PY) -m pytest tests workbench notebooks --nbval-lax --nbval-current-env \
