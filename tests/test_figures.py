@@ -119,3 +119,48 @@ def test_every_registered_recipe_names_its_outputs_and_mirrors():
     assert len(outputs) == len(set(outputs)) and RECIPES
     for recipe in RECIPES.values():
         assert recipe.notebook[:2].isdigit() and all(m for m in recipe.outputs.values())
+
+
+PAPER_OUTPUTS = ["MoToRec Tab. 2", "MoToRec Tab. 3", "MoToRec Fig. 3", "MoToRec Fig. 4-5", "MoToRec Fig. 6",
+                 "MoToRec Fig. 7", "CEMG Tab. 2", "CEMG Tab. 3", "CEMG Fig. 2", "CEMG Fig. 3", "CEMG Fig. 4",
+                 "MMQ Tab. 1 (a)", "MMQ Tab. 1 (b)", "MMQ Tab. 2", "MMQ Fig. 3", "MMQ Fig. 4", "MMQ Fig. 5",
+                 "MMQ Fig. 6"]
+
+
+def test_every_paper_table_and_figure_has_a_recipe():
+    mirrors = [m for r in RECIPES.values() for m in r.outputs.values()]
+    missing = [p for p in PAPER_OUTPUTS if not any(m.startswith(p) for m in mirrors)]
+    assert not missing, missing
+
+
+def test_every_figure_a_notebook_saves_has_a_recipe():
+    """The command regenerates everything the notebooks write (their `wb.save_figure(..., "NAME")` calls)."""
+    import re
+    from pathlib import Path
+
+    outputs = {o for r in RECIPES.values() for o in r.outputs}
+    saved = set()
+    for path in sorted((Path(figs.__file__).parents[2] / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            saved |= set(re.findall(r'save_figure\([^"\n]*"([0-9]{2}_[a-z0-9_]+)"', "".join(cell["source"])))
+    assert saved and not saved - outputs, sorted(saved - outputs)
+
+
+def test_cheap_recipes_run_and_redraw_from_their_results(tmp_path):
+    """The two cheapest real recipes end to end at the smoke profile, then redrawn from their saved results."""
+    names = ["data-tour", "tokenizer-lab"]
+    written = run(names, "smoke", folder=tmp_path, log=lambda m: None)
+    outputs = [o for n in names for o in RECIPES[n].outputs]
+    for name in names:
+        for output in RECIPES[name].outputs:
+            assert (tmp_path / RECIPES[name].filename(output)).stat().st_size > 500, output
+    table = (tmp_path / "01_tokenizer_comparison.md").read_text()
+    assert table.count("\n") == 2 + 7 and "| MMQ |" in table          # seven tokenizers, one row each
+    for output in outputs:
+        (tmp_path / RECIPES["data-tour" if output.startswith("00") else "tokenizer-lab"].filename(output)).unlink()
+    run(names, "smoke", from_results=True, folder=tmp_path, log=lambda m: None)
+    assert (tmp_path / "01_tokenizer_comparison.md").read_text() == table
+    manifest = (tmp_path / "MANIFEST.md").read_text()
+    assert "| `00_item_grid.png` | - | `00_data_tour` | `data-tour` | smoke | 0 |" in manifest
+    assert "| `02_table2.md` | MoToRec Tab. 2" in manifest and "not made" in manifest   # other recipes: not made here
+    assert len(written) >= len(outputs)

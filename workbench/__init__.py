@@ -10,7 +10,7 @@ from .analysis.generative import (MAIN_MODELS, TOKENIZERS, GenerativeStudyConfig
                                   beam_agreement, cemg_ablations, cemg_sensitivity, generation_table,
                                   generative_data, generative_grid, generative_study_config, invalid_rate,
                                   exact_ranks, cold_diagnosis,
-                                  level_accuracy, mean_and_ci, next_item_table, run_next_item, tokenize,
+                                  level_accuracy, mean_and_ci, ci_text, next_item_table, run_next_item, tokenize,
                                   train_generator)
 from .analysis.explorer import Explorer, ExplorerError, default_attributes
 from .analysis.explorer_app import ExplorerApp, Note, code_panel, explorer_tables_html, item_panel, user_panel
@@ -99,7 +99,7 @@ __all__ = [
     # evaluation
     "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc", "gauc_report", "weighted_auc",
     "auc_by_stratum", "paired_bootstrap_auc", "log_loss",
-    "t_halfwidth", "bootstrap_ci", "paired_test", "EarlyStopping",
+    "t_halfwidth", "ci_text", "bootstrap_ci", "paired_test", "EarlyStopping",
     "NextItemReport", "chance_next_item", "evaluate_next_item", "rank_metrics", "target_ranks",
     # training
     "TrainConfig", "Trainable", "Batch", "StepOutput", "FitResult",

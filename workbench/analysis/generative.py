@@ -418,3 +418,17 @@ def mean_and_ci(table: pd.DataFrame, columns, by: str = "model", confidence: flo
             row[f"{c} ci"] = t_halfwidth(values, confidence) if len(values) > 1 else 0.0
         rows[key] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def ci_text(table: pd.DataFrame, columns, digits: int = 4) -> pd.DataFrame:
+    """A :func:`mean_and_ci` table as text: ``"mean ± ci"`` per column (the mean alone for one seed or an undefined
+    interval, ``-`` for a column a row has no value for), and ``seeds``.
+
+    >>> t = pd.DataFrame({"seeds": [3, 1], "auc": [0.71234, 0.6], "auc ci": [0.0123, 0.0]}, index=["a", "b"])
+    >>> ci_text(t, ["auc"], 3)["auc"].tolist()
+    ['0.712 ± 0.012', '0.600']
+    """
+    cells = {c: ["-" if not np.isfinite(m) else f"{m:.{digits}f}" if not np.isfinite(h) or n < 2
+                 else f"{m:.{digits}f} ± {h:.{digits}f}" for m, h, n in zip(table[c], table[f"{c} ci"], table["seeds"])]
+             for c in columns}
+    return pd.DataFrame(cells, index=table.index).assign(seeds=table["seeds"])

@@ -90,10 +90,11 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
         if isinstance(value, float):
             return "" if value != value else f"{value:.{digits}f}"
         return str(value).replace("|", "\\|")
-    head = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
+    head = [" · ".join(str(n or "") for n in frame.index.names).strip(" ·")] + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join([cell(i)] + [cell(v) for v in row]) + " |"
-              for i, row in zip(frame.index, frame.itertuples(index=False))]
+              for i, row in zip(frame.index.map(lambda i: " · ".join(map(str, i)) if isinstance(i, tuple) else i),
+                                frame.itertuples(index=False))]
     return "\n".join(lines) + "\n"
 
 
