@@ -15,6 +15,9 @@ from .analysis.generative import (MAIN_MODELS, TOKENIZERS, GenerativeStudyConfig
 from .analysis.explorer import Explorer, ExplorerError, default_attributes
 from .analysis.explorer_app import ExplorerApp, Note, code_panel, explorer_tables_html, item_panel, user_panel
 from .analysis.lab import LabConfig, lab_config
+from .analysis.showdown import (ShowdownConfig, attribute_table, duel_table, plot_attribute_gain, plot_duels, plot_showdown,
+                                showdown_config, showdown_seed, showdown_summary, showdown_table)
+from .analysis.showdown import kind as showdown_kind
 from .analysis.mmq import (MMQData, MMQStudyConfig, evaluate_method, feature_modes, finetune_rank,
                            finetune_retrieve, make_tokenizer, mmq_data, mmq_grid, mmq_study_config, mmq_table,
                            quantization_metrics, rank, ranking_grid, retrieve)
@@ -44,7 +47,7 @@ from .evaluation.ctr import auc, auc_by_stratum, gauc, gauc_report, log_loss, pa
 from .evaluation.next_item import NextItemReport, chance_next_item, evaluate_next_item, rank_metrics, target_ranks
 from .evaluation.ranking import DotScorer, RankingReport, evaluate_ranking, evaluate_split
 from .evaluation.selection import EarlyStopping
-from .evaluation.statistics import bootstrap_ci, paired_test, t_halfwidth
+from .evaluation.statistics import bootstrap_ci, paired_test, paired_values, t_halfwidth
 from .models.adjacency import NormalizedAdjacency
 from .models.base import Recommendation, Recommender, make_model, model_classes, register
 from .models.baselines import PopularityRecommender, RandomRecommender
@@ -99,7 +102,7 @@ __all__ = [
     # evaluation
     "RankingReport", "DotScorer", "evaluate_ranking", "evaluate_split", "auc", "gauc", "gauc_report", "weighted_auc",
     "auc_by_stratum", "paired_bootstrap_auc", "log_loss",
-    "t_halfwidth", "ci_text", "bootstrap_ci", "paired_test", "EarlyStopping",
+    "t_halfwidth", "ci_text", "bootstrap_ci", "paired_test", "paired_values", "EarlyStopping",
     "NextItemReport", "chance_next_item", "evaluate_next_item", "rank_metrics", "target_ranks",
     # training
     "TrainConfig", "Trainable", "Batch", "StepOutput", "FitResult",
@@ -138,6 +141,10 @@ __all__ = [
     "LiveCurves", "knn_agreement", "plot_cold_start", "plot_code_map", "plot_code_usage", "plot_cold_map", "plot_degree_distribution",
     "plot_embedding_map", "plot_item_grid", "plot_sensitivity", "plot_stratum_metrics", "plot_timing",
     "plot_training_curves", "project_2d",
+    # showdown (notebook 05)
+    "ShowdownConfig", "attribute_table", "duel_table", "plot_attribute_gain", "plot_duels", "plot_showdown",
+    "showdown_config",
+    "showdown_seed", "showdown_summary", "showdown_table", "showdown_kind",
     # explorer (notebook 06)
     "Explorer", "ExplorerError", "default_attributes", "ExplorerApp", "Note", "item_panel", "code_panel",
     "user_panel", "explorer_tables_html",

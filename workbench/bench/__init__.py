@@ -37,6 +37,8 @@ and ``transformers``' constrained ``generate`` (:mod:`workbench.bench.generate`)
 split, training examples/s and test AUC over three seeds, and a behavior-aware fine-tuning step's time over a
 frozen-id step's (:mod:`workbench.bench.ctr`).
 
+``showdown``: notebook 05's cross-model cold-start study (:mod:`workbench.bench.showdown`).
+
 ``explorer``: seconds for the explorer to answer one selection (item, code, user panels and a title search) on the
 paper profile's catalogue (:mod:`workbench.bench.explorer`).
 

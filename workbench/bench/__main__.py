@@ -22,6 +22,7 @@ from .eval import bench_eval
 from .explorer import bench_explorer
 from .generate import bench_generate
 from .mmq import bench_mmq_movielens, bench_mmq_study
+from .showdown import bench_showdown
 from .graph import bench_graph, bench_graph_ablations, summarize_graph
 from .report import result_path, write_reports
 from .study import bench_motorec_study, bench_tune
@@ -32,7 +33,7 @@ BENCHMARKS = {"eval": bench_eval, "tokenizer": bench_tokenizer, "graph": bench_g
               "tune": bench_tune, "motorec-study": bench_motorec_study, "generate": bench_generate,
               "beauty": bench_beauty, "cemg-study": bench_cemg_study, "beauty-generator": bench_beauty_generator, "yelp": bench_yelp,
               "ctr": bench_ctr, "mmq-study": bench_mmq_study, "mmq-movielens": bench_mmq_movielens,
-              "explorer": bench_explorer}
+              "explorer": bench_explorer, "showdown": bench_showdown}
 
 
 def parse_seeds(text: str) -> list[int]:

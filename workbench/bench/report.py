@@ -15,7 +15,7 @@ from ..core.paths import repo_root
 from ..core.storage import atomic_path
 
 ORDER = ("eval", "graph", "graph-ablations", "tokenizer", "baby", "amazon23", "tune", "motorec-study", "generate",
-         "cemg-study", "beauty", "beauty-generator", "yelp", "ctr", "mmq-study", "mmq-movielens", "explorer")
+         "cemg-study", "beauty", "beauty-generator", "yelp", "ctr", "mmq-study", "mmq-movielens", "showdown", "explorer")
 README_START, README_END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
 # MoToRec's Table 2 (LightGCN and MF-BPR on Baby, MMRec's split): R@10, R@20, N@10, N@20
 PAPER_BABY = {"lightgcn": (0.0479, 0.0754, 0.0257, 0.0328), "mf-bpr": (0.0357, 0.0575, 0.0192, 0.0249)}
@@ -465,6 +465,24 @@ def render_yelp(result: dict) -> str:
         f"The {gen_line}.", "", _provenance(result), "", *rows, ""])
 
 
+def render_showdown(result: dict) -> str:
+    from ..analysis.showdown import duel_table, showdown_summary
+
+    summary = showdown_summary(study_rows(result, "rows"))
+    duels = duel_table(summary, study_rows(result, "pairs"))
+    lines = ["| protocol | stratum | best content model | best id model | difference (95% CI) | users per seed |",
+             "|---|---|---|---|---|---|"]
+    for r in duels.itertuples(index=False):
+        lines.append(f"| {r.protocol} | {r.stratum} | {r[2]} {r.content:.4f} | {r[3]} {r.id:.4f} | "
+                     f"{r.difference:+.4f} ({r.low:+.4f}, {r.high:+.4f}) | {r[10]:.0f} |")
+    return "\n".join([
+        "## Cold-start showdown (`showdown`)", "",
+        "Notebook 05's study: every model of notebooks 02-04 under its own protocol (full ranking Recall@20, "
+        "leave-one-out HR@10, CTR AUC), per stratum of the items' training degree; per stratum the best content "
+        "model against the best id model on the same users (intervals over seeds).", "",
+        _provenance(result), "", *lines, ""])
+
+
 def render_explorer(result: dict) -> str:
     r = result
     rows = ["| selection | median | slowest | target on this CPU |", "|---|---|---|---|"]
@@ -490,7 +508,7 @@ RENDERERS = {"eval": render_eval, "graph": render_graph, "graph-ablations": rend
              "motorec-study": render_motorec_study, "generate": render_generate, "cemg-study": render_cemg_study,
              "beauty": render_beauty, "beauty-generator": render_beauty_generator, "yelp": render_yelp,
              "ctr": render_ctr, "mmq-study": render_mmq_study, "mmq-movielens": render_mmq_movielens,
-             "explorer": render_explorer}
+             "explorer": render_explorer, "showdown": render_showdown}
 
 
 def render_benchmarks(results: dict[str, dict]) -> str:

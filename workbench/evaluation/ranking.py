@@ -207,7 +207,7 @@ def evaluate_ranking(
     model_name = name or getattr(score_fn, "__qualname__", None) or type(score_fn).__name__
     n_items = gt.shape[1]
     outside = _outside(candidates, n_items, dev)
-    masks = {name: torch.as_tensor(np.asarray(m, dtype=bool), device=dev) for name, m in (strata or {}).items()}
+    masks = {name: torch.as_tensor(np.array(m, dtype=bool), device=dev) for name, m in (strata or {}).items()}
     for name, m in masks.items():
         if m.shape != (n_items,):
             raise ValueError(f"stratum {name!r} mask has shape {tuple(m.shape)}, expected ({n_items},)")

@@ -36,7 +36,7 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 2000, alpha: float = 0.05, se
 
 def paired_test(a: RankingReport, b: RankingReport, metric: str, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
     """Compare two models on the same users: mean difference ``a - b`` of ``metric``, paired t-test and
-    Wilcoxon signed-rank p-values, and a bootstrap 95% CI of the mean difference."""
+    Wilcoxon signed-rank p-values, and a bootstrap 95% CI of the mean difference (:func:`paired_values`)."""
     if not np.array_equal(a.users, b.users):
         common, ia, ib = np.intersect1d(a.users, b.users, return_indices=True)
         if len(common) == 0:
@@ -44,6 +44,15 @@ def paired_test(a: RankingReport, b: RankingReport, metric: str, n_boot: int = 2
         x, y = a.per_user[metric][ia], b.per_user[metric][ib]
     else:
         x, y = a.per_user[metric], b.per_user[metric]
+    return paired_values(x, y, n_boot, seed)
+
+
+def paired_values(x: np.ndarray, y: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Two models' values on the same users ``(n,)`` each: means, the mean difference ``x - y`` with a bootstrap
+    95% CI, paired t-test and Wilcoxon signed-rank p-values (1.0 when every difference is 0)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or not len(x):
+        raise ValueError(f"paired values need two non-empty arrays of one shape, got {x.shape} and {y.shape}")
     diff = x - y
     nonzero = np.any(diff != 0)
     lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)

@@ -11,7 +11,7 @@ figure or table it mirrors, with the profile, seeds, command and date of the res
 Outputs go where the notebooks write theirs (:func:`workbench.core.paths.figures_dir`): ``figures/`` for the default
 and paper profiles, a temporary folder under smoke.
 """
-from . import cemg, data_tour, explorer, mmq, motorec, tokenizer_lab  # noqa: F401  (each recipe module registers its recipes)
+from . import cemg, data_tour, explorer, mmq, motorec, showdown, tokenizer_lab  # noqa: F401  (each recipe module registers its recipes)
 from .registry import RECIPES, Context, Recipe, frame_of, records, register
 from .runner import FiguresError, code_version, load_results, make, run, select, write_manifest
 
