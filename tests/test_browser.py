@@ -150,5 +150,12 @@ def test_notebook_06_explorer_in_chromium(lab):
         driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", explorer)
         shot = _artifacts() / "explorer.png"
         assert driver.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+        tabs = explorer.find_elements(By.CSS_SELECTOR, ".lm-TabBar-tab")
+        for index, expected, name in ((1, "cold", "explorer-code.png"), (2, "generator's beam", "explorer-user.png")):
+            tabs[index].click()                                   # the other two views render too
+            _wait_for(lambda: expected in _explorer_text(driver, index), 30, f"tab {index} to show {expected!r}")
+            time.sleep(1)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", explorer)
+            assert driver.save_screenshot(str(_artifacts() / name))
     finally:
         driver.quit()
