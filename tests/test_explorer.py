@@ -94,6 +94,9 @@ def test_code_members_summary_and_purity_by_hand(ex, parts):
         ex.code_members("rq-kmeans", 4, 0)
     with pytest.raises(ExplorerError, match="no item holds code 99 at level 1"):
         ex.code_summary("rq-kmeans", 1, 99)
+    for bad in (None, "x"):
+        with pytest.raises(ExplorerError, match="is not a code; give an integer code"):
+            ex.code_members("rq-kmeans", 1, bad)
 
 
 def test_first_level_codes_carry_a_planted_attribute(ex, parts):
@@ -174,3 +177,16 @@ def test_bench_explorer_times_every_panel_and_renders():
     assert result["slowest_median_s"] == max(result[f"{p}_median_s"] for p in ("item", "code", "user", "search"))
     text = render_explorer({**result, "command": "python -m workbench.bench explorer", "date": "today"})
     assert "| user view" in text and f"{result['user_median_s']:.2f} s" in text
+
+
+def test_bad_codes_and_attributes_are_refused(parts):
+    ds, codes = parts[0], parts[1]
+    with pytest.raises(ExplorerError, match=r"codes 'bad': expected integers of shape \(240, L\), got float64"):
+        Explorer(ds, {"bad": np.zeros((240, 3))})
+    with pytest.raises(ExplorerError, match=r"codes 'short': expected integers of shape \(240, L\)"):
+        Explorer(ds, {"short": codes["opq"][:10]})
+    with pytest.raises(ExplorerError, match=r"no item attribute \['genre'\]"):
+        Explorer(ds, codes, attributes=("genre",))
+    given = dict(codes)
+    Explorer(ds, given)
+    assert given.keys() == codes.keys()                                   # the caller's dict is left as it was

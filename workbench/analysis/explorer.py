@@ -97,12 +97,11 @@ class Explorer:
         if missing:
             raise ExplorerError(f"{ds.name}: no item attribute {missing}; the item table has "
                                 f"{[] if ds.items is None else list(ds.items.columns)}")
+        self.codes = {name: np.asarray(codes) for name, codes in self.codes.items()}   # the caller's dict untouched
         for name, codes in self.codes.items():
-            codes = np.asarray(codes)
             if codes.ndim != 2 or len(codes) != ds.n_items or codes.dtype.kind not in "iu":
                 raise ExplorerError(f"codes {name!r}: expected integers of shape ({ds.n_items}, L), got "
                                     f"{codes.dtype} {codes.shape}")
-            self.codes[name] = codes
         X = self.embedding
         if X is None:
             X = np.concatenate([(f - f.mean(0)) / (f.std(0) + 1e-8) for f in ds.features.values()], 1) \
@@ -198,7 +197,11 @@ class Explorer:
         column = codes[:, int(level) - 1]
         if prefix_of is not None:  # the whole prefix of one item up to this level
             return (codes[:, :int(level)] == codes[self._item(prefix_of), :int(level)]).all(1)
-        mask = column == int(code)
+        try:
+            code = int(code)
+        except (TypeError, ValueError):
+            raise ExplorerError(f"code {code!r} is not a code; give an integer code (or prefix_of=an item)") from None
+        mask = column == code
         if not mask.any():
             used = np.unique(column)
             raise ExplorerError(f"no item holds code {code} at level {level} of {tokenizer}; codes in use there: "

@@ -10,7 +10,8 @@ under its own protocol, per item stratum, against chance, random, popularity and
 * **CTR** (notebook 04's chronological split, ratings > 3 are clicks): the item-id PPNet (ids only), the PPNet with
   MMQ's ids, frozen and fine-tuned (content); AUC of the rows of each stratum of items by training impressions.
 
-Each protocol keeps its notebook's budgets (:func:`~workbench.analysis.studies.study_config`,
+The splits are fixed (notebook 02's split seed is 0, the others have no randomness); the seeds vary the models'
+initialisation and sampling. Each protocol keeps its notebook's budgets (:func:`~workbench.analysis.studies.study_config`,
 :func:`~workbench.analysis.generative.generative_study_config`, :func:`~workbench.analysis.mmq.mmq_study_config`).
 Per seed, every content model is compared with every id model on the same users in every stratum
 (:func:`~workbench.evaluation.statistics.paired_values`; for AUC a paired bootstrap over users), so that the
@@ -38,14 +39,16 @@ class ShowdownConfig:
     """The showdown's models per protocol and its seeds (each protocol's budgets come from its notebook's study)."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
+    profile: str | None = None          # whose budgets each protocol uses (None: the active profile)
     graph_models: tuple[str, ...] = ("mf-bpr", "lightgcn", "vbpr", "freedom", "motorec")
     sequence_models: tuple[str, ...] = ("sasrec-ce", "gru4rec", "tiger", "letter", "cemg", "mmq")
     ctr_models: tuple[str, ...] = ("ppnet", "ppnet+mmq", "ppnet+mmq+ft")
     n_boot: int = 500
 
 
-SHOWDOWN_PRESETS = {"smoke": ShowdownConfig(seeds=(0,), n_boot=100), "default": ShowdownConfig(),
-                    "paper": ShowdownConfig(seeds=(0, 1, 2, 3, 4), n_boot=2000)}
+SHOWDOWN_PRESETS = {"smoke": ShowdownConfig(seeds=(0,), profile="smoke", n_boot=100),
+                    "default": ShowdownConfig(profile="default"),
+                    "paper": ShowdownConfig(seeds=(0, 1, 2, 3, 4), profile="paper", n_boot=2000)}
 
 
 def showdown_config(profile: str | None = None, **changes) -> ShowdownConfig:
@@ -99,7 +102,7 @@ def full_ranking(dataset: RecDataset, config: ShowdownConfig, seed: int, progres
     for name in config.graph_models:
         if progress is not None:
             progress(f"full ranking: {name}")
-        models[name] = train_model(name, split, seed, study_config()).model
+        models[name] = train_model(name, split, seed, study_config(config.profile)).model
         if name == "motorec":
             codes.update({f"motorec {m}": c for m, c in models[name].encode().items()})
     reports = {name: m.evaluate(split, "test", strata=strata, ks=(20,), metrics=("recall",))
@@ -116,14 +119,14 @@ def full_ranking(dataset: RecDataset, config: ShowdownConfig, seed: int, progres
 
 
 # --------------------------------------------------------------------------------------------- leave-one-out
-def _mmq_tokens(dataset: RecDataset, data, seed: int):
+def _mmq_tokens(dataset: RecDataset, seed: int, profile: str | None):
     """MMQ's ids (notebook 04's tokenizer and budgets) as the generators' item tokens."""
     from ..analysis.generative import ItemTokens
     from ..analysis.mmq import make_tokenizer, mmq_data, mmq_study_config
     from ..models.generative.item_codes import item_codes
 
     mdata = mmq_data(dataset)
-    tok, seconds = make_tokenizer("mmq", mdata, mmq_study_config(), seed)
+    tok, seconds = make_tokenizer("mmq", mdata, mmq_study_config(profile), seed)
     try:
         ids = item_codes(tok, mdata.X, "reassign")
     except ValueError:  # more items share a prefix than the last position has codes: TIGER's extra level
@@ -136,7 +139,7 @@ def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progre
     from ..analysis.generative import generative_data, generative_study_config, run_next_item
     from ..evaluation.next_item import chance_next_item
 
-    study = generative_study_config()
+    study = generative_study_config(config.profile)
     data = generative_data(dataset, study)
     target_degree = data.item_degree()[data.targets("test")]
     by_user = {"all": np.ones(len(target_degree), bool), **degree_strata(target_degree)}
@@ -146,7 +149,7 @@ def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progre
     for name in ("popularity", "oracle", *config.sequence_models):
         if progress is not None:
             progress(f"leave-one-out: {name}")
-        tokens = _mmq_tokens(dataset, data, seed) if name == "mmq" else None
+        tokens = _mmq_tokens(dataset, seed, config.profile) if name == "mmq" else None
         run = run_next_item(name, dataset, data, study, seed, tokens=tokens)
         per_user[name] = run.report.per_user["recall@10"]          # one target per user: the hit at 10
         if run.tokens is not None:
@@ -183,7 +186,7 @@ def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -
     from ..analysis.mmq import finetune_rank, make_tokenizer, mmq_data, mmq_study_config, rank
     from ..evaluation.ctr import auc_by_stratum
 
-    study = mmq_study_config()
+    study = mmq_study_config(config.profile)
     data = mmq_data(dataset)
     test = data.ctr.part("test")
     impressions = data.ctr.item_impressions()
