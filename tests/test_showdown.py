@@ -35,12 +35,14 @@ def test_summary_and_table_by_hand():
 def test_duel_picks_the_best_of_each_kind_and_averages_paired_differences():
     rows = _rows()
     extra = rows[rows["model"] == "lightgcn"].assign(model="mf-bpr", kind="id", value=[0.25, 0.05])
-    summary = sd.showdown_summary(pd.concat([rows, extra]))
+    weaker = rows[rows["model"] == "motorec"].assign(model="vbpr", value=[0.12, 0.10])      # a weaker content model
+    summary = sd.showdown_summary(pd.concat([rows, extra, weaker]))
     pairs = pd.DataFrame([{"protocol": "full ranking", "seed": s, "stratum": "0", "a": "motorec", "b": b,
                            "diff": d, "ci_low": d - 0.01, "ci_high": d + 0.01, "t_pvalue": p, "users": 10}
                           for s, (b, d, p) in enumerate([("lightgcn", 0.10, 0.01), ("lightgcn", 0.12, 0.03)])]
-                         + [{"protocol": "full ranking", "seed": 0, "stratum": "0", "a": "motorec", "b": "mf-bpr",
-                             "diff": 0.05, "ci_low": 0, "ci_high": 0.1, "t_pvalue": 0.5, "users": 10}])
+                         + [{"protocol": "full ranking", "seed": 0, "stratum": "0", "a": a, "b": b,
+                             "diff": 0.05, "ci_low": 0, "ci_high": 0.1, "t_pvalue": 0.5, "users": 10}
+                            for a, b in (("motorec", "mf-bpr"), ("vbpr", "lightgcn"))])
     duel = sd.duel_table(summary, pairs).iloc[0]
     assert (duel["best content"], duel["best id"]) == ("motorec", "lightgcn")          # 0.21 beats mf-bpr's 0.15
     assert duel["difference"] == pytest.approx(0.11) and duel["max p (paired t, users)"] == 0.03
