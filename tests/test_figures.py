@@ -164,3 +164,26 @@ def test_cheap_recipes_run_and_redraw_from_their_results(tmp_path):
     assert "| `00_item_grid.png` | - | `00_data_tour` | `data-tour` | smoke | 0 |" in manifest
     assert "| `02_table2.md` | MoToRec Tab. 2" in manifest and "not made" in manifest   # other recipes: not made here
     assert len(written) >= len(outputs)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_draws_and_writes_from_saved_smoke_results(name, tmp_path):
+    """Each recipe's ``draw`` on results its ``compute`` made at the smoke profile (``tests/data/figure_results``;
+    regenerate with ``WORKBENCH_FIGURES=/tmp/f python -m workbench.figures --profile smoke`` and keep each file's
+    ``results``): every output drawn, figures with axes, tables with rows, all written."""
+    from pathlib import Path
+
+    from workbench.figures.runner import _write_outputs
+
+    fixture = Path(__file__).parent / "data" / "figure_results" / f"{name}.json"
+    assert fixture.exists(), f"no saved smoke results for recipe {name!r}: {fixture}"
+    recipe = RECIPES[name]
+    drawn = recipe.draw(json.loads(fixture.read_text()))
+    assert set(drawn) == set(recipe.outputs)
+    for output, thing in drawn.items():
+        if recipe.kind(output) == "table":
+            assert isinstance(thing, pd.DataFrame) and len(thing), output
+        else:
+            assert thing.axes, output
+    written = _write_outputs(recipe, drawn, tmp_path, None)
+    assert all(p.stat().st_size > 100 for p in written)
