@@ -188,11 +188,12 @@ def _ctr_fit(study: MMQStudyConfig, seed: int) -> dict:
                 progress=False)
 
 
-def rank(data: MMQData, study: MMQStudyConfig, seed: int, codes: np.ndarray | None = None, K: int | None = None
-         ) -> tuple[CTRModel, dict]:
-    """A PPNet over ``codes`` (``None``: the item-id PPNet) and its test metrics."""
+def rank(data: MMQData, study: MMQStudyConfig, seed: int, codes: np.ndarray | None = None, K: int | None = None,
+         arch: str = "ppnet") -> tuple[CTRModel, dict]:
+    """A PPNet (or, ``arch="dnn"``, the plain DNN) over ``codes`` (``None``: item ids only) and its test
+    metrics."""
     features = "none" if codes is None else "sum"
-    model = CTRModel(arch="ppnet", features=features, dim=study.ctr_dim, hidden=study.ctr_hidden)
+    model = CTRModel(arch=arch, features=features, dim=study.ctr_dim, hidden=study.ctr_hidden)
     model.build(data.ctr, codes=codes, K=K, seed=seed)
     model.fit(data.ctr, **_ctr_fit(study, seed))
     return model, {**model.evaluate(data.ctr).metrics, "ctr_params": model.parameter_count(),

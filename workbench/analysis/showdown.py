@@ -4,10 +4,10 @@ under its own protocol, per item stratum, against chance, random, popularity and
 * **Full ranking** (notebook 02's split: random 8:1:1, new arrivals held out): MF-BPR and LightGCN (ids only),
   VBPR, FREEDOM and MoToRec (content); Recall@20 over every item. Strata: the test item's training degree (0,
   1-4, 5-9, >= 10) and the zero-shot new arrivals.
-* **Leave-one-out** (notebook 03's split: each user's last item): SASRec (softmax) and GRU4Rec (ids only), and
+* **Leave-one-out** (notebook 03's split: each user's last item): SASRec (BCE and softmax) and GRU4Rec (ids only), and
   generators over TIGER's, LETTER's, CEMG's and MMQ's ids (content); HR@10 by trie-constrained beam search.
   Strata: the target's training degree.
-* **CTR** (notebook 04's chronological split, ratings > 3 are clicks): the item-id PPNet (ids only), the PPNet with
+* **CTR** (notebook 04's chronological split, ratings > 3 are clicks): the item-id DNN and PPNet (ids only), the PPNet with
   MMQ's ids, frozen and fine-tuned (content); AUC of the rows of each stratum of items by training impressions.
 
 The splits are fixed (notebook 02's split seed is 0, the others have no randomness); the seeds vary the models'
@@ -29,7 +29,7 @@ from ..core.config import preset
 from ..data.dataset import RecDataset
 from ..data.strata import degree_strata
 
-ID_MODELS = ("mf-bpr", "lightgcn", "sasrec-ce", "gru4rec", "ppnet")
+ID_MODELS = ("mf-bpr", "lightgcn", "sasrec-bce", "sasrec-ce", "gru4rec", "ppnet", "dnn")
 REFERENCES = ("chance", "random", "popularity", "oracle")
 STRATA = ("0", "1-4", "5-9", ">=10")
 
@@ -41,8 +41,8 @@ class ShowdownConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     profile: str | None = None          # whose budgets each protocol uses (None: the active profile)
     graph_models: tuple[str, ...] = ("mf-bpr", "lightgcn", "vbpr", "freedom", "motorec")
-    sequence_models: tuple[str, ...] = ("sasrec-ce", "gru4rec", "tiger", "letter", "cemg", "mmq")
-    ctr_models: tuple[str, ...] = ("ppnet", "ppnet+mmq", "ppnet+mmq+ft")
+    sequence_models: tuple[str, ...] = ("sasrec-bce", "sasrec-ce", "gru4rec", "tiger", "letter", "cemg", "mmq")
+    ctr_models: tuple[str, ...] = ("dnn", "ppnet", "ppnet+mmq", "ppnet+mmq+ft")
     n_boot: int = 500
 
 
@@ -145,7 +145,11 @@ def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progre
     by_user = {"all": np.ones(len(target_degree), bool), **degree_strata(target_degree)}
     chance = chance_next_item(data.n_items)["recall@10"]
     rows = [_row("leave-one-out", "hr@10", "chance", seed, s, chance, m.sum()) for s, m in by_user.items()]
-    per_user, codes = {}, {}
+    # a uniformly random ranking: each user's target is in the top 10 with the chance probability
+    per_user = {"random": (np.random.default_rng(seed).random(len(target_degree)) < chance).astype(float)}
+    rows += [_row("leave-one-out", "hr@10", "random", seed, s, per_user["random"][m].mean() if m.any() else np.nan,
+                  m.sum()) for s, m in by_user.items()]
+    codes = {}
     for name in ("popularity", "oracle", *config.sequence_models):
         if progress is not None:
             progress(f"leave-one-out: {name}")
@@ -161,28 +165,31 @@ def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progre
 
 # ------------------------------------------------------------------------------------------------------ CTR
 def _auc_pairs(seed: int, test: dict, scores: dict, strata: dict, n_boot: int) -> list[dict]:
+    """Every content model against every id model, per stratum: the AUC difference on the stratum's rows with a
+    paired bootstrap over users."""
     from ..evaluation.ctr import paired_bootstrap_auc, weighted_auc
 
     out = []
-    for a in [m for m in scores if kind(m) == "content"]:
+    for a, b in [(a, b) for a in scores if kind(a) == "content" for b in scores if kind(b) == "id"]:
         for stratum, items in strata.items():
             rows = items[test["items"]]
             y = test["labels"][rows]
             if not 0 < y.sum() < len(y):
                 continue
-            diff = paired_bootstrap_auc(test["users"][rows], y, scores[a][rows], scores["ppnet"][rows],
-                                        n_boot=n_boot, seed=seed)
-            out.append({"protocol": "CTR", "seed": seed, "stratum": stratum, "a": a, "b": "ppnet",
-                        "mean_a": weighted_auc(y, scores[a][rows]), "mean_b": weighted_auc(y, scores["ppnet"][rows]),
-                        "diff": diff["diff"], "ci_low": diff["ci_low"], "ci_high": diff["ci_high"], "users":
-                        len(np.unique(test["users"][rows]))})
+            diff = paired_bootstrap_auc(test["users"][rows], y, scores[a][rows], scores[b][rows], n_boot=n_boot,
+                                        seed=seed)
+            out.append({"protocol": "CTR", "seed": seed, "stratum": stratum, "a": a, "b": b,
+                        "mean_a": weighted_auc(y, scores[a][rows]), "mean_b": weighted_auc(y, scores[b][rows]),
+                        "diff": diff["diff"], "ci_low": diff["ci_low"], "ci_high": diff["ci_high"],
+                        "users": len(np.unique(test["users"][rows]))})
     return out
 
 
 def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -> dict:
     """Rows and pairs of the CTR protocol for one seed (module doc): AUC per stratum of items by training
-    impressions; references: chance (0.5), popularity (training impressions) and, on generated data, the true
-    appeal of each (user, item) pair (the oracle)."""
+    impressions; references: chance (0.5), random scores, popularity (training impressions) and, on generated data,
+    the true appeal of each (user, item) pair (the oracle). The content models are compared with the item-id
+    PPNet and DNN."""
     from ..analysis.mmq import finetune_rank, make_tokenizer, mmq_data, mmq_study_config, rank
     from ..evaluation.ctr import auc_by_stratum
 
@@ -191,16 +198,18 @@ def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -
     test = data.ctr.part("test")
     impressions = data.ctr.item_impressions()
     strata = {"all": np.ones(len(impressions), bool), **degree_strata(impressions)}
-    scores = {"popularity": impressions[test["items"]].astype(float)}
+    scores = {"random": np.random.default_rng(seed).random(len(test["labels"])),
+              "popularity": impressions[test["items"]].astype(float)}
     if dataset.choice_model is not None:
         scores["oracle"] = dataset.choice_model.pair_appeal(test["users"], test["items"])
     if progress is not None:
         progress("CTR: PPNets")
     item_model, _ = rank(data, study, seed)
+    dnn, _ = rank(data, study, seed, arch="dnn") if "dnn" in config.ctr_models else (None, None)
     tok, _ = make_tokenizer("mmq", data, study, seed)
     frozen, _ = rank(data, study, seed, tok.encode(data.X), tok.K)
     tuned, _ = finetune_rank(frozen, tok, data, study, seed)
-    for name, model in (("ppnet", item_model), ("ppnet+mmq", frozen), ("ppnet+mmq+ft", tuned)):
+    for name, model in (("dnn", dnn), ("ppnet", item_model), ("ppnet+mmq", frozen), ("ppnet+mmq+ft", tuned)):
         if name in config.ctr_models:
             scores[name] = model.predict_rows(test)
     rows = [_row("CTR", "auc", "chance", seed, s, 0.5, 0) for s in strata]
@@ -208,8 +217,7 @@ def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -
         aucs = auc_by_stratum(test["labels"], values, test["items"], strata)
         rows += [_row("CTR", "auc", name, seed, s, aucs[s], len(np.unique(test["users"][m[test["items"]]])))
                  for s, m in strata.items()]
-    return {"rows": rows, "pairs": _auc_pairs(seed, test, scores, strata, config.n_boot) if "ppnet" in scores
-            else [], "codes": {}}
+    return {"rows": rows, "pairs": _auc_pairs(seed, test, scores, strata, config.n_boot), "codes": {}}
 
 
 # ---------------------------------------------------------------------------------------------------- grid
