@@ -75,3 +75,20 @@ def test_attribute_table_against_shuffled_codes():
     assert table.loc[(1, "category"), "purity"] == pytest.approx(1.0)
     assert table.loc[(1, "category"), "nmi shuffled"] < 0.1       # the same code sizes, no information
     assert table.loc[(2, "colour"), "nmi"] == pytest.approx(0.0)  # one code carries nothing
+
+
+def test_benchmark_report_renders_the_duels():
+    """``bench report``'s section from a saved run (the figures tests' smoke results of the same study)."""
+    import json
+    from pathlib import Path
+
+    from workbench.bench.report import render_showdown
+
+    saved = json.loads((Path(__file__).parent / "data" / "figure_results" / "showdown.json").read_text())
+    from workbench.figures import frame_of
+
+    frames = {k: frame_of(saved[k]).to_dict("records") for k in ("rows", "pairs")}
+    result = {"benchmark": "showdown", "seeds": [0], "runs": [{"profile": "smoke", "seed": 0, **frames}],
+              "command": "python -m workbench.bench showdown --seeds 0", "date": "today"}
+    text = render_showdown(result)
+    assert "| full ranking | zero-shot |" in text and "| CTR | all |" in text
