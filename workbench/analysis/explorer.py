@@ -28,6 +28,7 @@ import torch
 
 from ..data.dataset import TRAIN, RecDataset
 from ..data.strata import cold_mask, degree_strata
+from ..tokenizers.modalities import fuse_modalities
 
 TEXT_COLUMNS = ("title", "description", "raw_id")
 
@@ -104,8 +105,7 @@ class Explorer:
                                     f"{codes.dtype} {codes.shape}")
         X = self.embedding
         if X is None:
-            X = np.concatenate([(f - f.mean(0)) / (f.std(0) + 1e-8) for f in ds.features.values()], 1) \
-                if ds.features else np.zeros((ds.n_items, 1), np.float32)
+            X = fuse_modalities(ds.features) if ds.features else np.zeros((ds.n_items, 1), np.float32)
         X = np.asarray(X, dtype=np.float32)
         if X.shape[0] != ds.n_items:
             raise ExplorerError(f"embedding: expected {ds.n_items} rows, got {X.shape[0]}")

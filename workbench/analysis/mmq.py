@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.config import preset
-from ..core.storage import atomic_path, content_hash
+from ..core.storage import atomic_path, content_hash, json_default
 from ..data.ctr import CTRData, ctr_data
 from ..data.dataset import RecDataset
 from ..data.sequences import SequenceData, sequence_split
@@ -370,17 +370,13 @@ class _GridCheckpoint:
         return self.units.get(unit)
 
     def put(self, unit: str, rows: list[dict]) -> list[dict]:
-        self.units[unit] = rows = json.loads(json.dumps(rows, default=_json_scalar))
+        self.units[unit] = rows = json.loads(json.dumps(rows, default=json_default))
         if self.path is not None:
             with atomic_path(self.path) as tmp:
                 tmp.write_text(json.dumps({"key": self.key, "units": self.units}))
         return rows
 
 
-def _json_scalar(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"a grid row holds {type(value).__name__}, which JSON cannot store")
 
 
 FEATURE_MODES = ("none", "sum", "concat", "ngram", "hash", "dense")

@@ -66,6 +66,20 @@ def content_hash(obj: Any, length: int = 16) -> str:
     return h.hexdigest()[:length]
 
 
+def json_default(value):
+    """``json.dumps(..., default=json_default)``: NumPy scalars as Python numbers, arrays as lists; anything else
+    is refused with its type named.
+
+    >>> json.dumps({"n": np.int64(3), "v": np.arange(2)}, default=json_default)
+    '{"n": 3, "v": [0, 1]}'
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} cannot be stored as JSON")
+
+
 _KEY, _DIGEST = "__cache_key__", "__cache_digest__"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.storage import atomic_path
+from ..core.storage import atomic_path, json_default
 from .registry import RECIPES, Context, Recipe
 
 MANIFEST = "MANIFEST.md"
@@ -120,7 +120,7 @@ def _write_outputs(recipe: Recipe, drawn: dict, folder: Path, saved: dict | None
             moves.append((target, Path(folder) / recipe.filename(output)))
         if saved is not None:
             target = staging / f"{recipe.name}.json"
-            target.write_text(json.dumps(saved, indent=1, default=_json_default))
+            target.write_text(json.dumps(saved, indent=1, default=json_default))
             moves.append((target, results_path(folder, recipe)))
         for source, target in moves:  # every file is complete before the first one replaces an old output
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -130,14 +130,6 @@ def _write_outputs(recipe: Recipe, drawn: dict, folder: Path, saved: dict | None
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"results hold a {type(value).__name__}, which JSON cannot store (use registry.records)")
 
 
 def make(recipe: Recipe, context: Context, folder: Path, from_results: bool = False, command: str = "") -> list[Path]:
@@ -146,7 +138,7 @@ def make(recipe: Recipe, context: Context, folder: Path, from_results: bool = Fa
         results, saved = load_results(folder, recipe, context.profile)["results"], None
     else:
         results = recipe.compute(context)
-        results = json.loads(json.dumps(results, default=_json_default))  # draw reads what a later redraw reads
+        results = json.loads(json.dumps(results, default=json_default))  # draw reads what a later redraw reads
         saved = {"recipe": recipe.name, "profile": context.profile, "seeds": results.get("seeds"),
                  "code_version": code_version(), "command": command,
                  "date": datetime.now().strftime("%Y-%m-%d %H:%M"), "results": results}
