@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Context, Recipe, frame_of, records, register
+from .registry import Context, Recipe, catalogue, frame_of, records, register
 
 SEED = 0
 METRICS = ["recall@10", "ndcg@10", "recall@20", "ndcg@20"]
@@ -49,7 +49,6 @@ def draw_main(results: dict) -> dict:
     import matplotlib.pyplot as plt
 
     from ..analysis.plots import plot_code_map, plot_embedding_map, plot_item_grid, plot_training_curves
-    from ..data.synthetic import catalogue_config, make_catalogue
 
     alpha, cold = np.asarray(results["alpha_image"]), np.asarray(results["cold"], dtype=bool)
     weights, ax = plt.subplots(figsize=(6, 3.2))
@@ -64,7 +63,7 @@ def draw_main(results: dict) -> dict:
     plot_embedding_map(coords, results["category"], ax=axes[1], title="fused vectors, by category")
     history = frame_of(results["history"])
     history.index = history.index.astype(int)
-    case = plot_item_grid(make_catalogue(catalogue_config(results["profile"])), results["case_items"], ncols=7)
+    case = plot_item_grid(catalogue(results["profile"]), results["case_items"], ncols=7)
     case.suptitle(f"user {results['case_user']}: the last history items, then the generated ones", y=1.02)
     return {"03_fusion_weights": weights, "03_fused_map": fused,
             "03_training": plot_training_curves(history, ["loss_ce", "valid_ndcg@10"], title="CEMG generator"),

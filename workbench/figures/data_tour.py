@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Context, Recipe, frame_of, records, register
+from .registry import Context, Recipe, catalogue, frame_of, records, register
 
 SEED = 0
 
@@ -46,9 +46,9 @@ def draw(results: dict) -> dict:
 
     from ..analysis.plots import (plot_degree_distribution, plot_embedding_map, plot_item_grid,
                                   plot_stratum_metrics)
-    from ..data.synthetic import catalogue_config, colour_palette, make_catalogue
+    from ..data.synthetic import colour_palette
 
-    images = make_catalogue(catalogue_config(results["profile"]))  # rendering only: no encoder, no training
+    images = catalogue(results["profile"])  # rendering only: no encoder, no training
     maps, labels = {m: np.asarray(c) for m, c in results["maps"].items()}, results["labels"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 10))
     plot_embedding_map(maps["image"], labels["category"], ax=axes[0, 0], title="image features · category")

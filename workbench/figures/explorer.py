@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Context, Recipe, frame_of, records, register
+from .registry import Context, Recipe, catalogue, frame_of, records, register
 
 SEED = 0
 METHODS = ("ma-rq-vae", "ma-rq-kmeans", "mmq")
@@ -38,9 +38,8 @@ def draw(results: dict) -> dict:
     import matplotlib.pyplot as plt
 
     from ..analysis.plots import plot_item_grid
-    from ..data.synthetic import catalogue_config, make_catalogue
 
-    strip = plot_item_grid(make_catalogue(catalogue_config(results["profile"])), results["neighbours"], attributes=(),
+    strip = plot_item_grid(catalogue(results["profile"]), results["neighbours"], attributes=(),
                            ncols=8, captions=[f"shared_prefix {s}" for s in results["shared_prefix"]])
     nmi = frame_of(results["nmi"])
     nmi.index = nmi.index.astype(int)

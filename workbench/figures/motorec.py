@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Context, Recipe, frame_of, records, register
+from .registry import Context, Recipe, catalogue, frame_of, records, register
 
 SEED = 0
 MODELS = ["mf-bpr", "lightgcn", "vbpr", "freedom", "motorec"]
@@ -113,7 +113,6 @@ def draw_main(results: dict) -> dict:
     from ..analysis.plots import (plot_cold_map, plot_cold_start, plot_item_grid, plot_timing,
                                   plot_training_curves)
     from ..analysis.studies import cold_start_table
-    from ..data.synthetic import catalogue_config, make_catalogue
 
     summary, zero = _cold_start_frame(results["summary"]), _cold_start_frame(results["zero"])
     history = frame_of(results["history"])
@@ -124,7 +123,7 @@ def draw_main(results: dict) -> dict:
         plot_cold_map(np.asarray(entry["coords"]), np.asarray(m["category"]), np.asarray(m["cold"]), ax=ax,
                       title=f"{name}: cold kNN agreement {entry['agreement']:.2f}", legend=name == "MoToRec")
     case = results["case"]
-    grid = plot_item_grid(make_catalogue(catalogue_config(results["profile"])), case["items"])
+    grid = plot_item_grid(catalogue(results["profile"]), case["items"])
     for ax, is_cold in zip(grid.axes, case["cold"]):
         if is_cold:
             ax.set_title("COLD " + ax.get_title(), color="red", fontsize=7.5)

@@ -8,6 +8,7 @@ as markdown tables). Each output names the paper figure or table it mirrors, for
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import pandas as pd
@@ -80,3 +81,12 @@ def frame_of(saved: dict) -> pd.DataFrame:
         if numbers.notna().sum() == frame[column].notna().sum():  # every value a number (or missing)
             frame[column] = numbers
     return frame
+
+
+@lru_cache(maxsize=2)
+def catalogue(profile: str):
+    """The profile's synthetic catalogue with its rendered images and no encoded features (seconds, no training):
+    what image grids are drawn from. Rendered once per profile for every recipe of a run."""
+    from ..data.synthetic import catalogue_config, make_catalogue
+
+    return make_catalogue(catalogue_config(profile))

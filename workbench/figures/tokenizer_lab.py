@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Context, Recipe, frame_of, records, register
+from .registry import Context, Recipe, catalogue, frame_of, records, register
 
 SEED = 0
 GOOD = {"estimator": "rotation", "ema": True, "dead_code_threshold": 1.0}   # the four fixes of notebook 01
@@ -85,7 +85,6 @@ def draw(results: dict) -> dict:
     import matplotlib.pyplot as plt
 
     from ..analysis.plots import plot_code_map, plot_code_usage, plot_item_grid, plot_training_curves
-    from ..data.synthetic import catalogue_config, make_catalogue
 
     K, L = results["K"], results["L"]
     history, collapsed = frame_of(results["history"]), frame_of(results["history_collapsed"])
@@ -110,7 +109,7 @@ def draw(results: dict) -> dict:
     for ax, (name, codes) in zip(axes, results["usage"].items()):
         plot_code_usage(np.asarray(codes), K, ax=ax, title=name)
     usage.tight_layout()
-    case = plot_item_grid(make_catalogue(catalogue_config(results["profile"])), results["case_items"],
+    case = plot_item_grid(catalogue(results["profile"]), results["case_items"],
                           attributes=("category", "colour", "material"), ncols=4)
     case.suptitle("Items of three level-1 codes (one row per code)", y=1.02)
     return {"01_rqvae_training": training, "01_collapse_and_fix": collapse, "01_code_usage": usage,
