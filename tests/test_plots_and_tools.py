@@ -171,6 +171,18 @@ def test_bench_saves_after_every_seed_and_appends_later_seeds(monkeypatch, tmp_p
     with pytest.raises(SystemExit):
         bench.main(["tokenizer", "--seeds", "3", "--append"])  # --append needs --save
 
+    def beside(device=None, repeats=3, seed=0):  # seed 4, run side by side, saves while seed 3 trains
+        if seed == 3:
+            monkeypatch.setitem(bench.BENCHMARKS, "tokenizer", fake)
+            assert bench.main(["tokenizer", "--json", "--seeds", "4", "--save", "--append"]) == 0
+        return _fake_tokenizer_run(seed % 2)
+
+    monkeypatch.setitem(bench.BENCHMARKS, "tokenizer", beside)
+    assert bench.main(["tokenizer", "--json", "--seeds", "3", "--save", "--append"]) == 0
+    capsys.readouterr()
+    result = json.loads((tmp_path / "bench-tokenizer.json").read_text())
+    assert result["seeds"] == [0, 1, 2, 4, 3] and len(result["runs"]) == 5 and len(result["parts"]) == 4
+
 
 def _study_row(model, seed, r10, part="main", **extra):
     return {"model": model, "seed": seed, "variant": extra.pop("variant", model), "part": part, "recall@10": r10,

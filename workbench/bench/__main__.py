@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def save(result: dict) -> None:
         if previous is not None:
-            result = _combined(args.name, previous, result, command.replace(" --save", ""))
+            # read again: parts run side by side (one seed each) may have saved since this one started
+            latest = _saved_runs(args.name, seeds) or previous
+            result = _combined(args.name, latest, result, command.replace(" --save", ""))
         save_result(args.name, {**result, "command": command.replace(" --save", ""),
                                 "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
                                 "machine_note": f"{os.cpu_count()} CPUs, {platform.machine()}"})
