@@ -92,3 +92,23 @@ def test_benchmark_report_renders_the_duels():
               "command": "python -m workbench.bench showdown --seeds 0", "date": "today"}
     text = render_showdown(result)
     assert "| full ranking | zero-shot |" in text and "| CTR | all |" in text
+
+
+def test_protocols_of_one_seed_share_one_mmq_tokenizer(monkeypatch):
+    """Leave-one-out and CTR both read MMQ's ids: one seed fits the tokenizer once, a second seed fits it again."""
+    from workbench.analysis import mmq
+
+    fits = []
+    monkeypatch.setattr(mmq, "mmq_data", lambda dataset: "data")
+    monkeypatch.setattr(mmq, "make_tokenizer", lambda method, data, study, seed: (fits.append(seed) or "tok", 1.0))
+    seen = []
+
+    def protocol(dataset, config, seed, progress, shared=None):
+        seen.append(sd._mmq_fitted(dataset, seed, "smoke", shared)[1])
+        return {"rows": [], "pairs": [], "codes": {}}
+
+    monkeypatch.setattr(sd, "PROTOCOLS", {"leave-one-out": protocol, "CTR": protocol})
+    config = sd.showdown_config("smoke")
+    for seed in (0, 1):
+        sd.showdown_seed(None, config, seed, protocols=("leave-one-out", "CTR"))
+    assert fits == [0, 1] and seen == ["tok"] * 4

@@ -82,7 +82,8 @@ def _pairs(protocol: str, seed: int, per_user: dict, strata_of_user: dict, n_boo
 
 
 # ---------------------------------------------------------------------------------------------- full ranking
-def full_ranking(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -> dict:
+def full_ranking(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None,
+                 shared: dict | None = None) -> dict:
     """Rows, pairs and MoToRec's codes of the full-ranking protocol for one seed (module doc)."""
     from ..analysis.studies import chance_metrics, study_config, train_model
     from ..data.splits import random_split
@@ -119,14 +120,24 @@ def full_ranking(dataset: RecDataset, config: ShowdownConfig, seed: int, progres
 
 
 # --------------------------------------------------------------------------------------------- leave-one-out
-def _mmq_tokens(dataset: RecDataset, seed: int, profile: str | None):
+def _mmq_fitted(dataset: RecDataset, seed: int, profile: str | None, shared: dict | None):
+    """Notebook 04's data and fitted MMQ tokenizer for ``seed``, and the fit's seconds: made once per seed when the
+    protocols share ``shared`` (leave-one-out and CTR use the same tokenizer)."""
+    from ..analysis.mmq import make_tokenizer, mmq_data, mmq_study_config
+
+    shared = {} if shared is None else shared
+    if ("mmq", seed) not in shared:
+        mdata = mmq_data(dataset)
+        shared["mmq", seed] = (mdata, *make_tokenizer("mmq", mdata, mmq_study_config(profile), seed))
+    return shared["mmq", seed]
+
+
+def _mmq_tokens(dataset: RecDataset, seed: int, profile: str | None, shared: dict | None = None):
     """MMQ's ids (notebook 04's tokenizer and budgets) as the generators' item tokens."""
     from ..analysis.generative import ItemTokens
-    from ..analysis.mmq import make_tokenizer, mmq_data, mmq_study_config
     from ..models.generative.item_codes import item_codes
 
-    mdata = mmq_data(dataset)
-    tok, seconds = make_tokenizer("mmq", mdata, mmq_study_config(profile), seed)
+    mdata, tok, seconds = _mmq_fitted(dataset, seed, profile, shared)
     try:
         ids = item_codes(tok, mdata.X, "reassign")
     except ValueError:  # more items share a prefix than the last position has codes: TIGER's extra level
@@ -134,7 +145,8 @@ def _mmq_tokens(dataset: RecDataset, seed: int, profile: str | None):
     return ItemTokens("mmq", ids, mdata.X, tok, None, {"tokenizer": seconds})
 
 
-def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -> dict:
+def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None,
+                  shared: dict | None = None) -> dict:
     """Rows, pairs and the generators' codes of the leave-one-out protocol for one seed (module doc)."""
     from ..analysis.generative import generative_data, generative_study_config, run_next_item
     from ..evaluation.next_item import chance_next_item
@@ -153,7 +165,7 @@ def leave_one_out(dataset: RecDataset, config: ShowdownConfig, seed: int, progre
     for name in ("popularity", "oracle", *config.sequence_models):
         if progress is not None:
             progress(f"leave-one-out: {name}")
-        tokens = _mmq_tokens(dataset, seed, config.profile) if name == "mmq" else None
+        tokens = _mmq_tokens(dataset, seed, config.profile, shared) if name == "mmq" else None
         run = run_next_item(name, dataset, data, study, seed, tokens=tokens)
         per_user[name] = run.report.per_user["recall@10"]          # one target per user: the hit at 10
         if run.tokens is not None:
@@ -185,16 +197,16 @@ def _auc_pairs(seed: int, test: dict, scores: dict, strata: dict, n_boot: int) -
     return out
 
 
-def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -> dict:
+def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None, shared: dict | None = None) -> dict:
     """Rows and pairs of the CTR protocol for one seed (module doc): AUC per stratum of items by training
     impressions; references: chance (0.5), random scores, popularity (training impressions) and, on generated data,
     the true appeal of each (user, item) pair (the oracle). The content models are compared with the item-id
     PPNet and DNN."""
-    from ..analysis.mmq import finetune_rank, make_tokenizer, mmq_data, mmq_study_config, rank
+    from ..analysis.mmq import finetune_rank, mmq_study_config, rank
     from ..evaluation.ctr import auc_by_stratum
 
     study = mmq_study_config(config.profile)
-    data = mmq_data(dataset)
+    data, tok, _ = _mmq_fitted(dataset, seed, config.profile, shared)
     test = data.ctr.part("test")
     impressions = data.ctr.item_impressions()
     strata = {"all": np.ones(len(impressions), bool), **degree_strata(impressions)}
@@ -206,7 +218,6 @@ def ctr(dataset: RecDataset, config: ShowdownConfig, seed: int, progress=None) -
         progress("CTR: PPNets")
     item_model, _ = rank(data, study, seed)
     dnn, _ = rank(data, study, seed, arch="dnn") if "dnn" in config.ctr_models else (None, None)
-    tok, _ = make_tokenizer("mmq", data, study, seed)
     frozen, _ = rank(data, study, seed, tok.encode(data.X), tok.K)
     tuned, _ = finetune_rank(frozen, tok, data, study, seed)
     for name, model in (("dnn", dnn), ("ppnet", item_model), ("ppnet+mmq", frozen), ("ppnet+mmq+ft", tuned)):
@@ -229,9 +240,9 @@ def showdown_seed(dataset: RecDataset, config: ShowdownConfig, seed: int, protoc
     """One seed of the showdown: ``rows`` (long format: protocol, metric, model, kind, seed, stratum, value,
     users), ``pairs`` (content against id models per stratum) and, for the first seed, ``tokens``: purity and NMI
     of every tokenizer's levels with the planted attributes."""
-    rows, pairs, codes = [], [], {}
+    rows, pairs, codes, shared = [], [], {}, {}  # shared: what two protocols both fit (MMQ's tokenizer)
     for name in protocols:
-        out = PROTOCOLS[name](dataset, config, seed, progress)
+        out = PROTOCOLS[name](dataset, config, seed, progress, shared=shared)
         rows += out["rows"]
         pairs += out["pairs"]
         codes.update(out["codes"])
