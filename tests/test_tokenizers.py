@@ -364,6 +364,30 @@ def test_rqkmeans_levels_reduce_error_and_opq_beats_pq():
     np.testing.assert_allclose(opq.rotation_ @ opq.rotation_.T, np.eye(8), atol=1e-4)  # a rotation
 
 
+def test_kmeans_tokenizers_say_once_when_duplicate_items_leave_codes_unused():
+    """Items with identical features (MovieLens's genre vectors) give fewer distinct points than K: one warning
+    per fit naming the level or block and the codes it uses, never scikit-learn's per-call ConvergenceWarning."""
+    import warnings
+
+    from workbench.tokenizers.kmeans import OPQ, ProductQuantizer, RQKMeans
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(60, 4)), np.repeat(np.eye(4)[:3], 20, axis=0)], axis=1).astype(np.float32)
+
+    def warned(model, data):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(data)
+        return [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)]
+
+    said = warned(ProductQuantizer(K=8, L=2), X)                    # block 2 holds three distinct points
+    assert len(said) == 1 and "block 2 (3 codes used)" in said[0] and "block 1" not in said[0]
+    assert len(warned(OPQ(K=8, L=2, n_iter=3), X)) <= 1              # ten inner fits, at most one warning
+    said = warned(RQKMeans(K=8, L=1), np.repeat(np.eye(4, dtype=np.float32)[:3], 5, axis=0))
+    assert len(said) == 1 and "level 1 (3 codes used)" in said[0]
+    assert warned(RQKMeans(K=8, L=2), X[:, :4]) == []               # distinct points: nothing to say
+
+
 # ------------------------------------------------------------------------------------------------------ MMQ
 def test_mmq_structure_gates_and_gradients():
     torch.manual_seed(0)

@@ -318,7 +318,9 @@ def render_mmq_study(result: dict) -> str:
         "## MMQ's tables (`mmq-study`)", "",
         f"Notebook 04's grids on the {runs[0]['profile']} synthetic catalogue: every tokenizer's ids (length 6, "
         f"K = {runs[0]['study']['K']}) through a PPNet (chronological CTR split) and the T5 generator (leave-one-out); "
-        "`+ft` rows are behavior-aware fine-tuned. Mean ± 95% t-interval over the seeds.", "", _provenance(result), "",
+        "`+ft` rows are behavior-aware fine-tuned. The quantization columns (recon MSE, entropy) describe the stage-1 "
+        "ids in every row; the fine-tuned ids' share of moved items, entropy and utilization are the rows' `ft_*` "
+        "fields. Mean ± 95% t-interval over the seeds.", "", _provenance(result), "",
         *_study_table(main, "method", columns, headers, seeds=True), "", "Ablations (fine-tuned):", "",
         *_study_table(ablation, "method", columns, headers, seeds=True), ""])
 

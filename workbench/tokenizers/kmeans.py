@@ -12,8 +12,11 @@ All follow the tokenizer contract (:class:`~workbench.tokenizers.base.Tokenizer`
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from .base import Tokenizer
 
@@ -21,9 +24,21 @@ from .base import Tokenizer
 def _fit_kmeans(X: np.ndarray, K: int, seed: int, init=None, max_iter: int = 100) -> KMeans:
     if len(X) < K:
         raise ValueError(f"k-means needs at least K={K} items, got {len(X)}")
-    if init is None:
-        return KMeans(K, n_init=1, random_state=seed, max_iter=max_iter).fit(X)
-    return KMeans(K, init=init, n_init=1, random_state=seed, max_iter=max_iter).fit(X)
+    with warnings.catch_warnings():  # fewer distinct points than K: said once per fit by _warn_unused
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if init is None:
+            return KMeans(K, n_init=1, random_state=seed, max_iter=max_iter).fit(X)
+        return KMeans(K, init=init, n_init=1, random_state=seed, max_iter=max_iter).fit(X)
+
+
+def _warn_unused(tokenizer: str, K: int, used: dict[str, int]) -> None:
+    """One warning for the levels or blocks whose points had fewer distinct values than ``K`` (duplicate items,
+    e.g. identical genre vectors), so that some of their codes are never assigned."""
+    short = {where: n for where, n in used.items() if n < K}
+    if short:
+        warnings.warn(f"{tokenizer}: fewer distinct points than K={K} codes in "
+                      + ", ".join(f"{where} ({n} codes used)" for where, n in short.items())
+                      + "; the other codes stay unused (items with identical features)", stacklevel=3)
 
 
 class RQKMeans(Tokenizer):
@@ -34,12 +49,14 @@ class RQKMeans(Tokenizer):
 
     def fit(self, X: np.ndarray) -> "RQKMeans":
         residual = np.asarray(X, dtype=np.float32)
-        self.centres_ = []
+        self.centres_, used = [], {}
         for level in range(self.L):
             km = _fit_kmeans(residual, self.K, self.seed + level)
             centres = km.cluster_centers_.astype(np.float32)
             self.centres_.append(centres)
+            used[f"level {level + 1}"] = len(np.unique(km.labels_))
             residual = residual - centres[km.labels_]
+        _warn_unused("RQKMeans", self.K, used)
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
@@ -70,14 +87,17 @@ class ProductQuantizer(Tokenizer):
         edges = np.linspace(0, dim, self.L + 1).round().astype(int)
         return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
-    def fit(self, X: np.ndarray, init: list[np.ndarray] | None = None) -> "ProductQuantizer":
+    def fit(self, X: np.ndarray, init: list[np.ndarray] | None = None, warn: bool = True) -> "ProductQuantizer":
+        """``warn``: one warning when a block's points have fewer distinct values than ``K`` (OPQ's inner fits
+        pass False and say it once, for the last fit)."""
         X = np.asarray(X, dtype=np.float32)
         self.blocks_ = self._blocks(X.shape[1])
-        self.centres_ = [
-            _fit_kmeans(X[:, b], self.K, self.seed + i, None if init is None else init[i], self.max_iter)
-            .cluster_centers_.astype(np.float32)
-            for i, b in enumerate(self.blocks_)
-        ]
+        fits = [_fit_kmeans(X[:, b], self.K, self.seed + i, None if init is None else init[i], self.max_iter)
+                for i, b in enumerate(self.blocks_)]
+        self.centres_ = [km.cluster_centers_.astype(np.float32) for km in fits]
+        if warn:
+            _warn_unused(type(self).__name__, self.K,
+                         {f"block {i + 1}": len(np.unique(km.labels_)) for i, km in enumerate(fits)})
         return self
 
     def encode(self, X: np.ndarray) -> np.ndarray:
@@ -103,14 +123,15 @@ class OPQ(Tokenizer):
     def fit(self, X: np.ndarray) -> "OPQ":
         X = np.asarray(X, dtype=np.float32)
         self.rotation_ = np.eye(X.shape[1], dtype=np.float32)
-        pq = ProductQuantizer(self.K, self.L, self.seed, max_iter=10).fit(X)
+        pq = ProductQuantizer(self.K, self.L, self.seed, max_iter=10).fit(X, warn=False)
         self.distortion_ = []
         for _ in range(self.n_iter):
             Y = pq.reconstruct(X @ self.rotation_)
             self.distortion_.append(float(((X @ self.rotation_ - Y) ** 2).sum(1).mean()))
             U, _, Vt = np.linalg.svd(X.T @ Y)  # orthogonal Procrustes: argmin_R ||X R - Y||, R orthogonal
             self.rotation_ = (U @ Vt).astype(np.float32)
-            pq = ProductQuantizer(self.K, self.L, self.seed, max_iter=10).fit(X @ self.rotation_, init=pq.centres_)
+            pq = ProductQuantizer(self.K, self.L, self.seed, max_iter=10).fit(X @ self.rotation_, init=pq.centres_,
+                                                                              warn=False)
         self.pq_ = ProductQuantizer(self.K, self.L, self.seed).fit(X @ self.rotation_, init=pq.centres_)
         return self
 
