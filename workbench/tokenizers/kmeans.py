@@ -33,12 +33,14 @@ def _fit_kmeans(X: np.ndarray, K: int, seed: int, init=None, max_iter: int = 100
 
 def _warn_unused(tokenizer: str, K: int, used: dict[str, int]) -> None:
     """One warning for the levels or blocks whose points had fewer distinct values than ``K`` (duplicate items,
-    e.g. identical genre vectors), so that some of their codes are never assigned."""
+    e.g. identical genre vectors, or residuals that earlier levels made equal), so that some of their codes are
+    never assigned."""
     short = {where: n for where, n in used.items() if n < K}
     if short:
         warnings.warn(f"{tokenizer}: fewer distinct points than K={K} codes in "
                       + ", ".join(f"{where} ({n} codes used)" for where, n in short.items())
-                      + "; the other codes stay unused (items with identical features)", stacklevel=3)
+                      + "; the other codes stay unused (identical points: items with the same features, or residuals "
+                      "that earlier levels already reduced to the same value)", stacklevel=3)
 
 
 class RQKMeans(Tokenizer):
