@@ -36,8 +36,7 @@ data: env
 	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m workbench.prepare
 
 demo: data
-	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-		--ExecutePreprocessor.timeout=$(DEMO_CELL_TIMEOUT) --ExecutePreprocessor.record_timing=False $(NOTEBOOKS)
+	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m workbench.notebooks --timeout $(DEMO_CELL_TIMEOUT) $(NOTEBOOKS)
 	WORKBENCH_PROFILE=$(PROFILE) $(PY) -m workbench.figures --profile $(PROFILE)
 	@echo "figures written to figures/ (figures/MANIFEST.md maps them to the papers)"
 
